@@ -1,0 +1,1 @@
+"""HTTP layer (FastAPI): thin adapters over the domain packages."""

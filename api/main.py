@@ -1,0 +1,56 @@
+"""The services process: HTTP API, Rasa action endpoint and the chat page, on one FastAPI app (port 8000)."""
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI, HTTPException
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
+
+from api.routes import action_webhook, health
+from core.config import PROJECT_ROOT, get_settings
+from core.logging import configure_logging
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+logger = logging.getLogger(__name__)
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI):
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_json)
+    logger.info("services starting", extra={"database": settings.sqlalchemy_url.split("@")[-1]})
+    yield
+
+
+def create_app() -> FastAPI:
+    app = FastAPI(
+        title="接诉即办助手 API",
+        version="0.1.0",
+        description="Work orders, dispatch suggestions, knowledge base and the Rasa action endpoint of the 12345 assistant.",
+        lifespan=lifespan,
+    )
+    app.include_router(health.router)
+    app.include_router(action_webhook.router)
+    # Domain routers register here (one module per area under api/routes/).
+
+    @app.get("/static/vendor/socket.io.min.js", include_in_schema=False)
+    async def socketio_client() -> FileResponse:
+        # the maintained socket.io client, installed from npm at set-up (package-lock.json pins it)
+        path = PROJECT_ROOT / "node_modules" / "socket.io-client" / "dist" / "socket.io.min.js"
+        if not path.exists():
+            raise HTTPException(status_code=503, detail="socket.io client not installed: run `make setup`")
+        return FileResponse(path, media_type="application/javascript")
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    @app.get("/", include_in_schema=False)
+    async def chat_page() -> FileResponse:
+        return FileResponse(STATIC_DIR / "index.html")
+
+    return app
+
+
+app = create_app()

@@ -1,0 +1,63 @@
+"""The Rasa action endpoint, served in-process so models load once (rasa_sdk's executor, FastAPI transport).
+
+Rasa's ``endpoints.yml`` points ``action_endpoint.url`` at ``http://127.0.0.1:8000/webhook``; responses and
+error codes follow ``rasa_sdk.endpoint`` exactly (400 rejection, 404 unknown action, 449 missing domain).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import zlib
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from rasa_sdk import utils as sdk_utils
+from rasa_sdk.executor import ActionExecutor
+from rasa_sdk.interfaces import ActionExecutionRejection, ActionMissingDomainException, ActionNotFoundException
+
+logger = logging.getLogger(__name__)
+router = APIRouter(tags=["rasa-actions"])
+
+_executor: ActionExecutor | None = None
+
+
+def get_executor() -> ActionExecutor:
+    global _executor
+    if _executor is None:
+        executor = ActionExecutor()
+        try:
+            executor.register_package("actions")
+        except SystemExit as exc:  # rasa_sdk exits the process when a package fails to import
+            raise RuntimeError("the Rasa custom actions (package `actions`) failed to import; see the log") from exc
+        _executor = executor
+    return _executor
+
+
+@router.get("/actions", summary="List the registered Rasa custom actions")
+async def list_actions() -> list[dict[str, Any]]:
+    return [item.model_dump() for item in get_executor().list_actions()]
+
+
+@router.post("/webhook", summary="Rasa action server webhook")
+async def webhook(request: Request) -> JSONResponse:
+    raw = await request.body()
+    try:
+        if request.headers.get("Content-Encoding") == "deflate":
+            raw = zlib.decompress(raw)
+        action_call = json.loads(raw) if raw else None
+    except (zlib.error, json.JSONDecodeError):
+        action_call = None
+    if not isinstance(action_call, dict):
+        return JSONResponse({"error": "Invalid body request"}, status_code=400)
+    sdk_utils.check_version_compatibility(action_call.get("version"))
+    try:
+        result = await get_executor().run(action_call)
+    except ActionExecutionRejection as exc:
+        return JSONResponse({"error": exc.message, "action_name": exc.action_name}, status_code=400)
+    except ActionNotFoundException as exc:
+        logger.error("unknown action %s", exc.action_name)
+        return JSONResponse({"error": exc.message, "action_name": exc.action_name}, status_code=404)
+    except ActionMissingDomainException as exc:
+        return JSONResponse({"error": exc.message, "action_name": exc.action_name}, status_code=449)
+    return JSONResponse(result.model_dump() if result else None, status_code=200)

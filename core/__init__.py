@@ -1,0 +1,1 @@
+"""Cross-cutting infrastructure: settings, logging with masking, database access."""

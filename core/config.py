@@ -1,0 +1,63 @@
+"""One typed settings object for the services process (environment variables prefixed ``JSJB_``)."""
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, computed_field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """Everything configurable about the services process.
+
+    Defaults give the embedded configuration (SQLite files under ``var/``); production sets
+    ``JSJB_DATABASE_URL=postgresql+psycopg://...`` and the Rasa side uses Redis for its lock store.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="JSJB_", env_file=".env", extra="ignore")
+
+    environment: str = Field("development", description="development | test | production")
+    data_dir: Path = Field(PROJECT_ROOT / "var", description="Runtime data: SQLite files, indexes, logs")
+    cache_dir: Path = Field(Path.home() / ".cache" / "jiesu-assistant", description="Built environments and models")
+    database_url: str = Field("", description="SQLAlchemy URL; empty means SQLite in data_dir")
+    encoder_dir: Path | None = Field(None, description="Converted multilingual-e5-small folder")
+    classifier_dir: Path | None = Field(None, description="Trained classifier folder")
+    kb_index_dir: Path | None = Field(None, description="Persisted knowledge-base index folder")
+    rasa_url: str = Field("http://127.0.0.1:5005", description="Rasa server base URL")
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    log_level: str = "INFO"
+    log_json: bool = True
+    torch_threads: int = Field(2, description="CPU threads for model inference")
+    hotline_name: str = "12345市民服务热线"
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def sqlalchemy_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.data_dir / 'jsjb.db'}"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.data_dir / "models"
+
+    @property
+    def resolved_encoder_dir(self) -> Path:
+        return self.encoder_dir or self.models_dir / "encoder"
+
+    @property
+    def resolved_classifier_dir(self) -> Path:
+        return self.classifier_dir or self.models_dir / "classifier"
+
+    @property
+    def resolved_kb_index_dir(self) -> Path:
+        return self.kb_index_dir or self.data_dir / "kb_index"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,1 @@
+"""The dispatch catalog (派单目录): places, unit types, concrete units, rules, community duties, deadlines."""

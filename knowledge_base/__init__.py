@@ -1,0 +1,1 @@
+"""Knowledge base (知识库): versioned entries, hybrid retrieval (FAISS + BM25), editors' services."""
