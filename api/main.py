@@ -35,6 +35,13 @@ def create_app() -> FastAPI:
     app.include_router(health.router)
     app.include_router(action_webhook.router)
     # Domain routers register here (one module per area under api/routes/).
+    from api.routes import citizens, stats, units, work_orders  # dispatch: work orders, units, citizens, rates
+
+    for dispatch_router in (work_orders.router, units.router, citizens.router, stats.router):
+        app.include_router(dispatch_router)
+    from api.routes import open311  # Open311 GeoReport v2 over the dispatch core
+
+    app.include_router(open311.router)
 
     @app.get("/static/vendor/socket.io.min.js", include_in_schema=False)
     async def socketio_client() -> FileResponse:

@@ -40,7 +40,7 @@ def import_orm_modules() -> None:
         try:
             importlib.import_module(name)
         except ModuleNotFoundError as exc:  # a domain not present in this build
-            if exc.name != name:
+            if not exc.name or not (name == exc.name or name.startswith(exc.name + ".")):
                 raise
 
 

@@ -20,7 +20,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from core.logging import mask_pii
 from dispatch import states
-from dispatch.catalog.catalog import Catalog, UnitInfo
+from dispatch.catalog.catalog import Catalog
 from dispatch.deadlines import BEIJING, DeadlinePolicy, default_policy
 from dispatch.errors import (
     Conflict,

@@ -59,13 +59,13 @@ class System:
             **self.env,
         }
 
-    def _spawn(self, name: str, cmd: list[str]) -> None:
+    def _spawn(self, name: str, cmd: list[str], cwd: Path | None = None) -> None:
         out = None
         if self.log_dir is not None:
             self.log_dir.mkdir(parents=True, exist_ok=True)
             out = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child's lifetime
         self.processes[name] = subprocess.Popen(
-            cmd, cwd=self.root, env=self._env(), stdout=out, stderr=subprocess.STDOUT if out else None,
+            cmd, cwd=cwd or self.root, env=self._env(), stdout=out, stderr=subprocess.STDOUT if out else None,
             start_new_session=True,
         )
 
@@ -81,9 +81,9 @@ class System:
         self._spawn("rasa", [
             str(venv / "rasa" / "bin" / "python"), "-m", "rasa", "run",
             "--model", str(model), "--enable-api", "--cors", "*",
-            "--credentials", "bot/credentials.yml", "--endpoints", "bot/endpoints.yml",
+            "--credentials", "credentials.yml", "--endpoints", "endpoints.yml",
             "--interface", self.host, "--port", str(self.rasa_port),
-        ])
+        ], cwd=self.root / "bot")
 
     def wait_ready(self, timeout: float = 240.0) -> dict:
         """Block until the API's /health reports the Rasa server up; raise if a process dies or time runs out."""

@@ -22,7 +22,10 @@ sys.path.insert(0, str(ROOT))
 SVC_PY = ROOT / ".venv" / "svc" / "bin" / "python"
 RASA_PY = ROOT / ".venv" / "rasa" / "bin" / "python"
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "RASA_TELEMETRY_ENABLED": "false", "TF_CPP_MIN_LOG_LEVEL": "2",
-       "JSJB_ROOT": str(ROOT)}
+       "JSJB_ROOT": str(ROOT),
+       # tests reuse the models set-up built instead of building their own
+       "JSJB_ENCODER_DIR": str(ROOT / "var" / "models" / "encoder"),
+       "JSJB_CLASSIFIER_DIR": str(ROOT / "var" / "models" / "classifier")}
 SUMMARY = re.compile(r"(\d+) passed|(\d+) failed|(\d+) error")
 
 

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import zlib
+from collections import defaultdict
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -20,6 +22,8 @@ logger = logging.getLogger(__name__)
 router = APIRouter(tags=["rasa-actions"])
 
 _executor: ActionExecutor | None = None
+# per-action call counts and total time, for the load benchmark's "where the time goes" (GET /metrics/actions)
+_timings: dict[str, dict[str, float]] = defaultdict(lambda: {"count": 0, "total_ms": 0.0})
 
 
 def get_executor() -> ActionExecutor:
@@ -51,6 +55,7 @@ async def webhook(request: Request) -> JSONResponse:
     if not isinstance(action_call, dict):
         return JSONResponse({"error": "Invalid body request"}, status_code=400)
     sdk_utils.check_version_compatibility(action_call.get("version"))
+    started = time.perf_counter()
     try:
         result = await get_executor().run(action_call)
     except ActionExecutionRejection as exc:
@@ -60,4 +65,12 @@ async def webhook(request: Request) -> JSONResponse:
         return JSONResponse({"error": exc.message, "action_name": exc.action_name}, status_code=404)
     except ActionMissingDomainException as exc:
         return JSONResponse({"error": exc.message, "action_name": exc.action_name}, status_code=449)
+    stats = _timings[str(action_call.get("next_action"))]
+    stats["count"] += 1
+    stats["total_ms"] += (time.perf_counter() - started) * 1000
     return JSONResponse(result.model_dump() if result else None, status_code=200)
+
+
+@router.get("/metrics/actions", summary="Call counts and total time per custom action since start-up")
+async def action_metrics() -> dict:
+    return {"actions": {name: dict(stats) for name, stats in sorted(_timings.items())}}

@@ -5,17 +5,14 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from core.db import session_factory
-from dispatch.catalog.seed import seed_catalog
 from dispatch.deadlines import BEIJING
 from dispatch.service import DispatchService
+from tests.dispatch.helpers import clear_work_tables, seed
 
-WORK_TABLES = ("dispatch_decisions", "dispatch_objections", "dispatch_events", "dispatch_assignments",
-               "dispatch_work_orders", "dispatch_number_sequences")
 
 class Clock:
     """A settable clock (UTC-aware); starts at a Monday 10:00 Beijing time."""
@@ -35,16 +32,7 @@ class Clock:
 
 @pytest.fixture(scope="session")
 def seeded_engine(db_engine: Engine) -> Engine:
-    with session_factory(db_engine)() as session:
-        seed_catalog(session)
-    return db_engine
-
-
-def clear_work_tables(engine: Engine) -> None:
-    with engine.begin() as conn:
-        conn.execute(text("UPDATE dispatch_work_orders SET repeat_of_id = NULL, merged_into_id = NULL"))
-        for table in WORK_TABLES:
-            conn.execute(text(f"DELETE FROM {table}"))
+    return seed(db_engine)
 
 
 @pytest.fixture

@@ -1,0 +1,34 @@
+"""``make bench``: run every benchmark and write its JSON to reports/benchmarks/ (the chat benchmark starts the system)."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCHES = [
+    ("classifier_bench", []),
+    ("kb_bench", []),
+    ("chat_load", ["--start-system", "--concurrency", "20", "--duration", "60"]),
+]
+
+
+def main() -> int:
+    out_dir = ROOT / "reports" / "benchmarks"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    failed = []
+    for name, args in BENCHES:
+        if not (ROOT / "benchmarks" / f"{name}.py").exists():
+            print(f"{name}: not present, skipped")
+            continue
+        print(f"\n=== {name}", flush=True)
+        code = subprocess.run([sys.executable, "-m", f"benchmarks.{name}", *args, "--out", str(out_dir / f"{name}.json")],
+                              cwd=ROOT).returncode
+        if code:
+            failed.append(name)
+    print("\nfailed: " + ", ".join(failed) if failed else "\nall benchmarks ran; JSON in reports/benchmarks/")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
