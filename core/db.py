@@ -93,5 +93,6 @@ def migrate(url: str | None = None) -> None:
 
     cfg = Config(str(PROJECT_ROOT / "alembic.ini"))
     cfg.set_main_option("script_location", str(PROJECT_ROOT / "migrations"))
-    cfg.set_main_option("sqlalchemy.url", url or get_settings().sqlalchemy_url)
+    # ConfigParser interpolates "%": escape it so URLs with encoded characters or options survive
+    cfg.set_main_option("sqlalchemy.url", (url or get_settings().sqlalchemy_url).replace("%", "%%"))
     command.upgrade(cfg, "heads")

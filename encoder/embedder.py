@@ -80,18 +80,31 @@ class Embedder:
         for item in items:
             if not isinstance(item, str):
                 raise TypeError(f"texts must be strings, got {type(item).__name__}")
+        out = np.empty((len(items), self.dim), dtype=np.float32)
         if not items:
-            return np.zeros((0, self.dim), dtype=np.float32)
+            return out
+        prompt = self._model.prompts[prompt_name]
+        # Longest first, so each batch pads to a similar length (as SentenceTransformer.encode does).
+        order = sorted(range(len(items)), key=lambda i: -len(items[i]))
         with torch.inference_mode():
-            vectors = self._model.encode(
-                items,
-                prompt_name=prompt_name,
-                batch_size=self.batch_size,
-                convert_to_numpy=True,
-                normalize_embeddings=True,
-                show_progress_bar=False,
-            )
-        return np.ascontiguousarray(vectors, dtype=np.float32)
+            for start in range(0, len(items), self.batch_size):
+                rows = order[start : start + self.batch_size]
+                vectors = self._forward([items[i] for i in rows], prompt)
+                out[rows] = torch.nn.functional.normalize(vectors.float(), dim=-1).numpy()
+        return out
+
+    def _forward(self, texts: list[str], prompt: str) -> torch.Tensor:
+        """Tokenise (padding to the longest text of the batch, at most 512 tokens) and run the module pipeline.
+
+        This is what ``SentenceTransformer.encode`` does minus its per-call bookkeeping (device resolution walks
+        every parameter: ~1.5 ms, more than 10 % of a short query); ``encode`` remains the fallback.
+        """
+        model = self._model
+        if hasattr(model, "preprocess"):
+            features = model.preprocess(texts, prompt=prompt)
+            return model(features)["sentence_embedding"]
+        return model.encode([prompt + t for t in texts], batch_size=len(texts), convert_to_tensor=True,
+                            show_progress_bar=False)
 
 
 def _quantize_linear_int8(model: torch.nn.Module) -> torch.nn.Module:

@@ -30,7 +30,7 @@ def main() -> int:
         health = system.wait_ready()
         token_file = ROOT / "var" / "demo-tokens.txt"
         if (ROOT / ".venv" / "svc").exists():
-            subprocess.run([str(ROOT / ".venv" / "svc" / "bin" / "python"), "-m", "api.auth", "demo-tokens",
+            subprocess.run([str(ROOT / ".venv" / "svc" / "bin" / "python"), "-m", "api.demo_tokens",
                             "--out", str(token_file)], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         print("\n接诉即办助手 is running:")

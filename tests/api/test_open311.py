@@ -20,7 +20,7 @@ import uvicorn
 from georeport import GeoReport
 from sqlalchemy.engine import Engine
 
-from api.auth import create_token, db_session, revoke_token
+from api.auth import authenticate, create_token, db_session, revoke_token
 from core.db import session_factory
 from dispatch.proposal import Intake
 from dispatch.service import DispatchService
@@ -104,8 +104,6 @@ def extra_tokens(api_engine: Engine) -> dict[str, str]:
     with session_factory(api_engine)() as s:
         app2 = create_token(s, "citizen", "另一款城市应用")
         revoked = create_token(s, "citizen", "已停用应用")
-        from api.auth import authenticate
-
         revoke_token(s, authenticate(s, revoked).token_id)
     return {"citizen2": app2, "revoked": revoked}
 

@@ -76,3 +76,11 @@ def test_long_passages_are_truncated_not_rejected(embedder):
     long_text = "小区门口的道路坑洼不平，下雨天积水严重。" * 200  # far beyond 512 tokens
     vector = embedder.encode_passages([long_text])
     assert vector.shape == (1, 384) and abs(float(np.linalg.norm(vector)) - 1.0) < 1e-5
+
+
+def test_fast_path_equals_sentence_transformers_encode(embedder):
+    """Embedder skips SentenceTransformer.encode's bookkeeping; the vectors must not change."""
+    for name, ours in (("query", embedder.encode_queries(TEXTS)), ("passage", embedder.encode_passages(TEXTS))):
+        reference = embedder._model.encode(TEXTS, prompt_name=name, normalize_embeddings=True,
+                                           convert_to_numpy=True, show_progress_bar=False)
+        np.testing.assert_allclose(ours, reference, atol=1e-5)

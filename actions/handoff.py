@@ -1,0 +1,60 @@
+"""Handing the conversation to a human agent: on request (转人工) or after two consecutive NLU fallbacks.
+
+The conversation is paused (Rasa ``ConversationPaused``): the citizen's further messages are stored but not
+answered by the bot until an agent resumes it (POST /conversations/<sender>/tracker/events with
+``{"event": "resume"}``, see bot/README.md).
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, List, Text
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import ActiveLoop, ConversationPaused, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+
+HANDOFF_MESSAGE = "好的，正在为您转接人工客服，请稍候。工作人员接入后会看到我们之前的对话，您不用重复说明；也可以直接拨打12345热线。"
+FALLBACK_HANDOFF_MESSAGE = "抱歉，我还是没能理解您的意思，现在为您转接人工客服，请稍候。"
+FALLBACK_MESSAGE = "抱歉，我没太明白您的意思。您可以换个说法，直接说说遇到的问题或想咨询的事情；需要人工服务请说“转人工”。"
+
+
+def pause_events(tracker: Tracker) -> List[Dict]:
+    events: List[Dict] = []
+    if (tracker.active_loop or {}).get("name"):
+        events += [ActiveLoop(None), SlotSet("requested_slot", None)]
+    return events + [ConversationPaused()]
+
+
+def consecutive_fallbacks(tracker: Tracker) -> int:
+    """Number of the latest user messages, in a row, that the NLU could not understand."""
+    count = 0
+    for event in reversed(tracker.events or []):
+        if event.get("event") != "user":
+            continue
+        if ((event.get("parse_data") or {}).get("intent") or {}).get("name") == "nlu_fallback":
+            count += 1
+        else:
+            break
+    return count
+
+
+class ActionHandoff(Action):
+    def name(self) -> Text:
+        return "action_handoff"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]) -> List[Dict]:
+        dispatcher.utter_message(text=HANDOFF_MESSAGE)
+        return pause_events(tracker)
+
+
+class ActionFallback(Action):
+    """First fallback: ask to rephrase. Second in a row: hand over to a human."""
+
+    def name(self) -> Text:
+        return "action_fallback"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]) -> List[Dict]:
+        if consecutive_fallbacks(tracker) >= 2:
+            dispatcher.utter_message(text=FALLBACK_HANDOFF_MESSAGE)
+            return pause_events(tracker)
+        dispatcher.utter_message(text=FALLBACK_MESSAGE)
+        return []
