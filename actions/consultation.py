@@ -27,6 +27,8 @@ class ActionAnswerConsultation(Action):
         in_form = bool((tracker.active_loop or {}).get("name"))
         result = await services.answer_question(question)
         events: List[Dict] = [SlotSet("kb_question", question)]
+        if in_form:  # inside a form: answer only, no follow-up question
+            events.append(SlotSet("dialogue_stage", None))
         if result.answered and result.answer:
             text = result.answer.strip()
             if result.department:

@@ -43,7 +43,7 @@ class ActionHandoff(Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]) -> List[Dict]:
         dispatcher.utter_message(text=HANDOFF_MESSAGE)
-        return pause_events(tracker)
+        return [ConversationPaused()]  # the rules end an active form before this action
 
 
 class ActionFallback(Action):

@@ -54,6 +54,11 @@ _CLEAR_ON = [
 ]
 
 
+def mostly_value(text: str) -> bool:
+    """The message is essentially a number ("5678", "电话13812345678", "单号20261122-000123")."""
+    return len(re.sub(r"[0-9\-\s+,.:()]", "", text or "")) <= 6
+
+
 def _strip_district(address: str) -> str:
     for d in _DISTRICTS:
         address = address.replace(d, "")
@@ -232,11 +237,11 @@ class ValidateIntakeForm(FormValidationAction):
         return {"occurred_at": "，".join(parts)}
 
     async def extract_contact_phone(self, dispatcher, tracker, domain) -> Dict[Text, Any]:
+        phone = last_entity_value(tracker, "phone_number")
+        if phone and (not self._blocked(tracker) or mostly_value(normalized_text(tracker))):
+            return {"contact_phone": phone}  # a bare number is an answer, whatever intent the NLU guessed
         if self._blocked(tracker):
             return {}
-        phone = last_entity_value(tracker, "phone_number")
-        if phone:
-            return {"contact_phone": phone}
         if "contact_phone" in self._correction_clears(tracker) and self._requested(tracker) != "contact_phone":
             return {"contact_phone": None}
         if self._requested(tracker) != "contact_phone":
@@ -334,23 +339,26 @@ class ValidateStatusForm(FormValidationAction):
         return "validate_status_form"
 
     async def extract_status_order_number(self, dispatcher, tracker, domain) -> Dict[Text, Any]:
+        number = last_entity_value(tracker, "work_order_number")
+        if number and (latest_intent(tracker) not in HARD_INTERRUPTS or mostly_value(normalized_text(tracker))):
+            return {"status_order_number": number}
         if latest_intent(tracker) in HARD_INTERRUPTS:
             return {}
-        number = last_entity_value(tracker, "work_order_number")
-        if number:
-            return {"status_order_number": number}
         if tracker.get_slot("requested_slot") == "status_order_number" and latest_intent(tracker) != "dont_know":
             dispatcher.utter_message(text="没有识别出工单编号。工单编号由8位日期和6位序号组成，例如 20261122-000123。")
             return {"status_order_number": None}
         return {}
 
     async def extract_status_phone_tail(self, dispatcher, tracker, domain) -> Dict[Text, Any]:
-        if latest_intent(tracker) in HARD_INTERRUPTS or tracker.get_slot("requested_slot") != "status_phone_tail":
+        if tracker.get_slot("requested_slot") != "status_phone_tail":
             return {}
+        text = normalized_text(tracker)
         phone = last_entity_value(tracker, "phone_number")
-        tail = phone[-4:] if phone else phone_tail_in(normalized_text(tracker))
-        if tail:
+        tail = phone[-4:] if phone else phone_tail_in(text)
+        if tail and (latest_intent(tracker) not in HARD_INTERRUPTS or mostly_value(text)):
             return {"status_phone_tail": tail}
+        if latest_intent(tracker) in HARD_INTERRUPTS:
+            return {}
         if latest_intent(tracker) == "dont_know":
             return {}
         dispatcher.utter_message(text="请告诉我电话号码的最后四位数字，例如“5678”。")

