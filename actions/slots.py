@@ -10,7 +10,7 @@ from actions.services import UNKNOWN, mask_phone
 
 # Intents that never fill a slot: the dialogue rules answer them (emergency, legal channel, cancel, handoff ...).
 HARD_INTERRUPTS = frozenset(
-    {"emergency", "legal_channel", "human_handoff", "cancel", "insult", "out_of_scope", "goodbye"}
+    {"emergency", "legal_channel", "human_handoff", "cancel", "insult", "out_of_scope", "goodbye", "EXTERNAL_callback"}
 )
 # Intents that fill a free-text slot only when the text is substantive.
 SOFT_INTERRUPTS = frozenset({"greet", "thanks", "chitchat", "bot_challenge", "status_query", "praise", "consult"})

@@ -6,12 +6,14 @@ Data: ``knowledge_base/eval/questions_part*.yaml`` (question → entry id) and `
 no entry covers), against the seed entries (``knowledge_base/seed/entries_*.yaml``) indexed exactly as the service
 indexes them (same phrasings, vectors, BM25 documents; an in-memory index, no database).
 
-Protocol: each question goes to *dev* or *test* by a hash of its normalised text (stable as the files grow, about
-half each). For each mode (hybrid, dense, lexical) the weights, the margin weight and the threshold are chosen on
-dev only - a grid search maximising the balanced decision accuracy ½·(answerable questions answered with the right
-entry + unanswerable questions declined), ties broken by MRR - and the confidence is a logistic fit of the decision
-score on dev. The winning mode on dev is what the service uses (``--write-calibration`` stores it in
-``knowledge_base/calibration.json``). Every number in the report's main table is measured on test.
+Protocol: 5-fold cross-validation. Each question falls into one of five folds by a hash of its normalised text
+(stable as the files grow). For each mode (hybrid, dense, lexical) and each fold, the weights, the margin weight and
+the threshold are chosen on the other four folds - a grid search maximising the balanced decision accuracy
+½·(answerable questions answered with the right entry + unanswerable questions declined), ties broken by MRR - and
+the confidence is a logistic fit of the decision score on those four folds; the held-out fold is then scored with
+them. Every number in the report's main table pools these out-of-fold decisions, so no question is scored by a
+configuration tuned on it. The mode with the best cross-validated balanced accuracy wins; its configuration tuned on
+all questions is what the service uses (``--write-calibration`` stores it in ``knowledge_base/calibration.json``).
 """
 from __future__ import annotations
 
@@ -53,11 +55,14 @@ class EvalQuestion:
     text: str
     gold: str | None  # None: unanswerable
     source: str
-    split: str  # dev | test
+    fold: int
 
 
-def split_of(text: str) -> str:
-    return "dev" if int(hashlib.sha256(normalise(text).encode("utf-8")).hexdigest(), 16) % 2 == 0 else "test"
+FOLDS = 5
+
+
+def fold_of(text: str) -> int:
+    return int(hashlib.sha256(normalise(text).encode("utf-8")).hexdigest(), 16) % FOLDS
 
 
 def load_questions(folder: Path = EVAL_DIR) -> list[EvalQuestion]:
@@ -69,14 +74,14 @@ def load_questions(folder: Path = EVAL_DIR) -> list[EvalQuestion]:
             if normalise(text) in seen:
                 continue
             seen.add(normalise(text))
-            out.append(EvalQuestion(text, str(item["entry_id"]), path.name, split_of(text)))
+            out.append(EvalQuestion(text, str(item["entry_id"]), path.name, fold_of(text)))
     for path in sorted(folder.glob("unanswerable_part*.yaml")):
         for item in yaml.safe_load(path.read_text(encoding="utf-8")) or []:
             text = str(item).strip()
             if normalise(text) in seen:
                 continue
             seen.add(normalise(text))
-            out.append(EvalQuestion(text, None, path.name, split_of(text)))
+            out.append(EvalQuestion(text, None, path.name, fold_of(text)))
     return out
 
 
@@ -139,6 +144,7 @@ class FeatureMatrix:
     centroid: np.ndarray
     answer: np.ndarray
     bm25: np.ndarray
+    exact: np.ndarray
     valid: np.ndarray
     gold_col: np.ndarray  # column of the gold entry among the candidates, -1 if absent or unanswerable
     answerable: np.ndarray
@@ -147,7 +153,7 @@ class FeatureMatrix:
     def of(cls, cands: list[Candidates], golds: list[str | None]) -> FeatureMatrix:
         width = max(1, max(len(c.slugs) for c in cands))
         n = len(cands)
-        mats = {k: np.zeros((n, width), dtype=np.float32) for k in ("dense", "centroid", "answer", "bm25")}
+        mats = {k: np.zeros((n, width), dtype=np.float32) for k in ("dense", "centroid", "answer", "bm25", "exact")}
         valid = np.zeros((n, width), dtype=bool)
         gold_col = np.full(n, -1, dtype=np.int64)
         for i, (c, gold) in enumerate(zip(cands, golds)):
@@ -157,11 +163,11 @@ class FeatureMatrix:
             valid[i, :m] = True
             if gold is not None and gold in c.slugs:
                 gold_col[i] = c.slugs.index(gold)
-        return cls([c.slugs for c in cands], mats["dense"], mats["centroid"], mats["answer"], mats["bm25"], valid,
-                   gold_col, np.array([g is not None for g in golds]))
+        return cls([c.slugs for c in cands], mats["dense"], mats["centroid"], mats["answer"], mats["bm25"],
+                   mats["exact"], valid, gold_col, np.array([g is not None for g in golds]))
 
     def raw(self, cfg: RetrievalConfig) -> np.ndarray:
-        raw = cfg.raw_score(self.dense, self.centroid, self.answer, self.bm25)
+        raw = cfg.raw_score(self.dense, self.centroid, self.answer, self.bm25, self.exact)
         return np.where(self.valid, raw, -np.inf)
 
 
@@ -214,26 +220,27 @@ def best_threshold(o: Outcome, answerable: np.ndarray, mask: np.ndarray) -> tupl
     return float((lo + hi) / 2), float(best)
 
 
-def metrics(o: Outcome, answerable: np.ndarray, mask: np.ndarray, raw_threshold: float) -> dict[str, Any]:
+def metrics(rank: np.ndarray, top_correct: np.ndarray, answered: np.ndarray, answerable: np.ndarray,
+            mask: np.ndarray) -> dict[str, Any]:
     a = answerable & mask
     u = (~answerable) & mask
-    answered = o.decision >= raw_threshold
     declined = ~answered
     n_a, n_u = int(a.sum()), int(u.sum())
     decl_total = int((declined & mask).sum())
+    answered_total = int((answered & mask).sum())
     out = {
         "answerable": n_a,
         "unanswerable": n_u,
-        "hit@1": float((o.rank[a] < 1).mean()) if n_a else None,
-        "hit@3": float((o.rank[a] < 3).mean()) if n_a else None,
-        "mrr": float((1.0 / (o.rank[a] + 1)).mean()) if n_a else None,
-        "answered_correct": float((o.top_correct & answered & a).sum() / n_a) if n_a else None,
-        "answered_wrong": float((~o.top_correct & answered & a).sum() / n_a) if n_a else None,
+        "hit@1": float((rank[a] < 1).mean()) if n_a else None,
+        "hit@3": float((rank[a] < 3).mean()) if n_a else None,
+        "mrr": float((1.0 / (rank[a] + 1)).mean()) if n_a else None,
+        "answered_correct": float((top_correct & answered & a).sum() / n_a) if n_a else None,
+        "answered_wrong": float((~top_correct & answered & a).sum() / n_a) if n_a else None,
         "answerable_declined": float((declined & a).sum() / n_a) if n_a else None,
         "decline_recall": float((declined & u).sum() / n_u) if n_u else None,
         "decline_precision": float((declined & u).sum() / decl_total) if decl_total else None,
-        "precision_when_answering": (float((o.top_correct & answered & a).sum() / (answered & mask).sum())
-                                     if (answered & mask).sum() else None),
+        "precision_when_answering": (float((top_correct & answered & a).sum() / answered_total)
+                                     if answered_total else None),
     }
     if n_a and n_u:
         out["balanced_accuracy"] = 0.5 * (out["answered_correct"] + out["decline_recall"])
@@ -250,32 +257,78 @@ def fit_calibration(o: Outcome, answerable: np.ndarray, mask: np.ndarray, raw_th
         return 40.0, raw_threshold
     model = LogisticRegression(C=100.0, class_weight="balanced", max_iter=1000).fit(x, y)
     slope = float(model.coef_[0, 0])
-    offset = float(-model.intercept_[0] / slope) if slope else raw_threshold
-    return slope, offset
+    if slope <= 0:
+        return 40.0, raw_threshold
+    return slope, float(-model.intercept_[0] / slope)
 
 
-def tune(mode: str, fm: FeatureMatrix, dev: np.ndarray, base: RetrievalConfig) -> tuple[RetrievalConfig, dict]:
+def tune(mode: str, fm: FeatureMatrix, train: np.ndarray) -> tuple[RetrievalConfig, dict]:
+    """Grid search of the mode's weights on ``train``; then threshold (plateau middle) and logistic calibration."""
     grid = GRIDS[mode]
     names = list(grid)
     best: tuple[float, float] = (-1.0, -1.0)
-    best_cfg = base
+    best_cfg = RetrievalConfig(mode=mode)
+    a = fm.answerable & train
     for values in itertools.product(*(grid[n] for n in names)):
-        cfg = RetrievalConfig(**{**base.to_dict(), "mode": mode, **dict(zip(names, values))})
+        cfg = RetrievalConfig(**{**RetrievalConfig(mode=mode).to_dict(), **dict(zip(names, values))})
         o = outcome(fm, cfg)
-        _, bal = best_threshold(o, fm.answerable, dev)
-        a = fm.answerable & dev
+        _, bal = best_threshold(o, fm.answerable, train)
         mrr = float((1.0 / (o.rank[a] + 1)).mean())
         if (bal, mrr) > best:
             best, best_cfg = (bal, mrr), cfg
     o = outcome(fm, best_cfg)
-    raw_t, bal = best_threshold(o, fm.answerable, dev)
-    slope, offset = fit_calibration(o, fm.answerable, dev, raw_t)
-    best_cfg.calib_slope, best_cfg.calib_offset = slope, offset
+    raw_t, bal = best_threshold(o, fm.answerable, train)
+    best_cfg.calib_slope, best_cfg.calib_offset = fit_calibration(o, fm.answerable, train, raw_t)
     best_cfg.threshold = float(best_cfg.confidence(raw_t))
-    return best_cfg, {"dev_balanced_accuracy": bal, "raw_threshold": raw_t, "grid": {n: grid[n] for n in names}}
+    return best_cfg, {"train_balanced_accuracy": bal, "raw_threshold": raw_t}
+
+
+@dataclass
+class CrossValidated:
+    rank: np.ndarray
+    top_correct: np.ndarray
+    confidence: np.ndarray
+    answered: np.ndarray
+    top_slug: list[str | None]
+    fold_configs: list[dict]
+
+
+def cross_validate(fm: FeatureMatrix, mode: str, folds: np.ndarray) -> CrossValidated:
+    n = len(folds)
+    rank = np.zeros(n, dtype=np.int64)
+    top_correct = np.zeros(n, dtype=bool)
+    confidence = np.zeros(n)
+    answered = np.zeros(n, dtype=bool)
+    top_slug: list[str | None] = [None] * n
+    configs = []
+    for f in range(FOLDS):
+        held = folds == f
+        if not held.any():
+            continue
+        cfg, _ = tune(mode, fm, ~held)
+        configs.append(cfg.to_dict())
+        o = outcome(fm, cfg)
+        idx = np.flatnonzero(held)
+        rank[idx] = o.rank[idx]
+        top_correct[idx] = o.top_correct[idx]
+        for i in idx.tolist():
+            confidence[i] = cfg.confidence(float(o.decision[i]))
+            answered[i] = confidence[i] >= cfg.threshold
+            top_slug[i] = o.top_slug[i]
+    return CrossValidated(rank, top_correct, confidence, answered, top_slug, configs)
 
 
 # ------------------------------------------------------------------------------------------------ report
+
+
+def curve(cv: CrossValidated, answerable: np.ndarray) -> list[dict[str, float]]:
+    everything = np.ones(len(answerable), dtype=bool)
+    out = []
+    for t in np.linspace(0.0, 1.0, 101):
+        m = metrics(cv.rank, cv.top_correct, cv.confidence >= t, answerable, everything)
+        out.append({"threshold": round(float(t), 2), "answered_correct": m["answered_correct"] or 0.0,
+                    "answered_wrong": m["answered_wrong"] or 0.0, "decline_recall": m["decline_recall"] or 0.0})
+    return out
 
 
 def threshold_curves(results: dict, path: Path) -> None:
@@ -285,38 +338,26 @@ def threshold_curves(results: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, len(results), figsize=(5 * len(results), 4), sharey=True)
-    for ax, (mode, r) in zip(np.atleast_1d(axes), results.items()):
-        curve = r["curve"]
-        ts = [c["threshold"] for c in curve]
-        ax.plot(ts, [c["answered_correct"] for c in curve], label="answerable: answered correctly")
-        ax.plot(ts, [c["decline_recall"] for c in curve], label="unanswerable: declined")
-        ax.plot(ts, [c["answered_wrong"] for c in curve], label="answerable: wrong entry", linestyle=":")
-        ax.axvline(r["config"]["threshold"], color="grey", linestyle="--", label="threshold (from dev)")
-        ax.set_title(f"{mode} (test split)")
+    axes = np.atleast_1d(axes)
+    for ax, (mode, r) in zip(axes, results.items()):
+        ts = [c["threshold"] for c in r["curve"]]
+        ax.plot(ts, [c["answered_correct"] for c in r["curve"]], label="answerable: answered correctly")
+        ax.plot(ts, [c["decline_recall"] for c in r["curve"]], label="unanswerable: declined")
+        ax.plot(ts, [c["answered_wrong"] for c in r["curve"]], label="answerable: wrong entry", linestyle=":")
+        for i, cfg in enumerate(r["fold_configs"]):
+            ax.axvline(cfg["threshold"], color="grey", linestyle="--", alpha=0.4,
+                       label="per-fold thresholds" if i == 0 else None)
+        ax.axvline(r["config"]["threshold"], color="black", linestyle="-", alpha=0.7, label="deployed threshold")
+        ax.set_title(f"{mode} (out-of-fold, 5-fold CV)")
         ax.set_xlabel("confidence threshold")
         ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1.02)
         ax.grid(alpha=0.3)
-    np.atleast_1d(axes)[0].set_ylabel("rate")
-    np.atleast_1d(axes)[0].legend(fontsize=8, loc="lower left")
+    axes[0].set_ylabel("rate")
+    axes[0].legend(fontsize=8, loc="center left")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
-
-
-def curve(o: Outcome, fm: FeatureMatrix, mask: np.ndarray, cfg: RetrievalConfig) -> list[dict[str, float]]:
-    out = []
-    for t in np.linspace(0.0, 1.0, 101):
-        # confidence is monotone in the decision score: threshold t on confidence <=> raw threshold below
-        if t <= 0.0:
-            raw_t = -np.inf
-        elif t >= 1.0:
-            raw_t = np.inf
-        else:
-            raw_t = cfg.calib_offset + np.log(t / (1 - t)) / cfg.calib_slope
-        m = metrics(o, fm.answerable, mask, raw_t)
-        out.append({"threshold": round(float(t), 2), "answered_correct": m["answered_correct"] or 0.0,
-                    "answered_wrong": m["answered_wrong"] or 0.0, "decline_recall": m["decline_recall"] or 0.0})
-    return out
 
 
 def fmt(x: float | None) -> str:
@@ -324,50 +365,50 @@ def fmt(x: float | None) -> str:
 
 
 def markdown(report: dict) -> str:
+    chosen = report["chosen_mode"]
+    cv_chosen = report["modes"][chosen]["cv"]
     lines = ["# Knowledge-base retrieval evaluation", "",
              f"Generated {report['generated_at']} by `python -m knowledge_base.evaluate`. "
              f"{report['entries']} seed entries; {report['questions']['answerable']} answerable and "
-             f"{report['questions']['unanswerable']} unanswerable questions "
-             f"(dev {report['questions']['dev']}, test {report['questions']['test']}).", "",
-             "Weights, margin weight, threshold and calibration of each mode were chosen on the **dev** split only "
-             "(split by a hash of the question text); every number below is measured on the held-out **test** split. "
-             f"Chosen mode (best on dev): **{report['chosen_mode']}**.", "",
+             f"{report['questions']['unanswerable']} unanswerable questions.", "",
+             "Protocol: **5-fold cross-validation** (folds by a hash of the question text). For every fold, each mode's "
+             "weights, margin weight, threshold and calibration were tuned on the other four folds, then applied to the "
+             "held-out fold; the table pools these out-of-fold decisions (no question is scored by a configuration "
+             f"tuned on it). Winner by cross-validated balanced accuracy: **{chosen}**.", "",
              "| mode | hit@1 | hit@3 | MRR | answered correctly | wrong entry | answerable declined | "
-             "decline recall (correct decline) | decline precision | balanced acc. | threshold (confidence) |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "correct decline (recall) | decline precision | balanced acc. |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for mode, r in report["modes"].items():
-        t = r["test"]
+        t = r["cv"]
         lines.append(f"| {mode} | {fmt(t['hit@1'])} | {fmt(t['hit@3'])} | {fmt(t['mrr'])} | "
                      f"{fmt(t['answered_correct'])} | {fmt(t['answered_wrong'])} | {fmt(t['answerable_declined'])} | "
-                     f"{fmt(t['decline_recall'])} | {fmt(t['decline_precision'])} | {fmt(t.get('balanced_accuracy'))} | "
-                     f"{r['config']['threshold']:.3f} |")
-    lines += ["", "Targets: hit@1 ≥ 0.92, correct decline ≥ 0.90 "
-              f"({report['chosen_mode']} on test: hit@1 {fmt(report['modes'][report['chosen_mode']]['test']['hit@1'])},"
-              f" correct decline {fmt(report['modes'][report['chosen_mode']]['test']['decline_recall'])}).", "",
-              "Same configuration on dev (where it was tuned) and on all questions, for reference:", "",
-              "| mode | split | hit@1 | hit@3 | MRR | answered correctly | decline recall | balanced acc. |",
-              "|---|---|---|---|---|---|---|---|"]
+                     f"{fmt(t['decline_recall'])} | {fmt(t['decline_precision'])} | {fmt(t.get('balanced_accuracy'))} |")
+    lines += ["", f"Targets: hit@1 ≥ 0.92 and correct decline ≥ 0.90. Measured ({chosen}): hit@1 "
+              f"{fmt(cv_chosen['hit@1'])}, correct decline {fmt(cv_chosen['decline_recall'])} "
+              f"(at {fmt(cv_chosen['answered_correct'])} of answerable questions answered correctly).", "",
+              "*hit@k/MRR*: rank of the right entry among all entries (no threshold). *answered correctly*: share of "
+              "answerable questions answered, with the right entry. *correct decline*: share of unanswerable questions "
+              "declined. *decline precision*: share of declined questions that were unanswerable.", "",
+              "Deployed configuration (tuned on all questions; its in-sample numbers are optimistic):", "",
+              "| mode | hit@1 | answered correctly | correct decline | threshold | configuration |",
+              "|---|---|---|---|---|---|"]
     for mode, r in report["modes"].items():
-        for split in ("dev", "all"):
-            m = r[split]
-            lines.append(f"| {mode} | {split} | {fmt(m['hit@1'])} | {fmt(m['hit@3'])} | {fmt(m['mrr'])} | "
-                         f"{fmt(m['answered_correct'])} | {fmt(m['decline_recall'])} | "
-                         f"{fmt(m.get('balanced_accuracy'))} |")
-    lines += ["", "Chosen configurations:", ""]
-    for mode, r in report["modes"].items():
-        cfg = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in r["config"].items()}
-        lines.append(f"- **{mode}**: `{json.dumps(cfg, ensure_ascii=False)}`")
-    lines += ["", "![threshold curves](threshold_curves.png)", "",
-              f"## Errors of {report['chosen_mode']} on test", ""]
-    for err in report["modes"][report["chosen_mode"]]["test_errors"][:60]:
+        m = r["in_sample"]
+        cfg = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in r["config"].items()
+               if k not in ("mode", "candidates", "suggest_min", "suggestions")}
+        lines.append(f"| {mode} | {fmt(m['hit@1'])} | {fmt(m['answered_correct'])} | {fmt(m['decline_recall'])} | "
+                     f"{r['config']['threshold']:.3f} | `{json.dumps(cfg)}` |")
+    lines += ["", "Threshold curves (out-of-fold confidences; dashed: the five folds' thresholds):", "",
+              "![threshold curves](threshold_curves.png)", "",
+              f"## Out-of-fold errors of {chosen}", ""]
+    for err in report["modes"][chosen]["errors"]:
         lines.append(f"- {err['kind']}: {err['question']} — expected `{err['expected']}`, got `{err['got']}` "
                      f"(confidence {err['confidence']:.2f})")
-    conflicts = report["modes"][report["chosen_mode"]].get("possible_label_conflicts", [])
+    conflicts = report["modes"][chosen].get("possible_label_conflicts", [])
     if conflicts:
-        lines += ["", "## Unanswerable questions answered with high confidence (check whether an entry now covers "
-                  "them)", ""]
+        lines += ["", "## Unanswerable questions answered with confidence ≥ 0.9 (does an entry now cover them?)", ""]
         for c in conflicts:
-            lines.append(f"- {c['question']} → `{c['got']}` ({c['confidence']:.2f}, {c['split']})")
+            lines.append(f"- {c['question']} → `{c['got']}` ({c['confidence']:.2f})")
     return "\n".join(lines) + "\n"
 
 
@@ -391,53 +432,48 @@ def run(report_dir: Path, write_calibration: bool, encoder_dir: Path | None, cac
     qvecs = cache.get([normalise(q.text) for q in questions], "query")
     cache.save()
     golds = [q.gold for q in questions]
-    dev = np.array([q.split == "dev" for q in questions])
-    test = ~dev
+    folds = np.array([q.fold for q in questions])
     everything = np.ones(len(questions), dtype=bool)
-    retriever = HybridRetriever(index, None, RetrievalConfig(candidates=30))
+    retriever = HybridRetriever(index, None, RetrievalConfig())
     results: dict[str, Any] = {}
-    best_mode, best_dev = "hybrid", (-1.0, -1.0)
     for mode in MODES:
         cands = [retriever.candidates(q.text, mode, query_vector=qvecs[i]) for i, q in enumerate(questions)]
         fm = FeatureMatrix.of(cands, golds)
-        cfg, info = tune(mode, fm, dev, RetrievalConfig(mode=mode, candidates=30))
+        cv = cross_validate(fm, mode, folds)
+        cfg, info = tune(mode, fm, everything)
         o = outcome(fm, cfg)
-        raw_t = info["raw_threshold"]
-        res = {"config": cfg.to_dict(), "tuning": info, "dev": metrics(o, fm.answerable, dev, raw_t),
-               "test": metrics(o, fm.answerable, test, raw_t), "all": metrics(o, fm.answerable, everything, raw_t),
-               "curve": curve(o, fm, test, cfg)}
+        in_sample = metrics(o.rank, o.top_correct, o.decision >= info["raw_threshold"], fm.answerable, everything)
+        res = {"cv": metrics(cv.rank, cv.top_correct, cv.answered, fm.answerable, everything),
+               "cv_by_fold": [metrics(cv.rank, cv.top_correct, cv.answered, fm.answerable, folds == f)
+                              for f in range(FOLDS)],
+               "config": cfg.to_dict(), "in_sample": in_sample, "fold_configs": cv.fold_configs,
+               "curve": curve(cv, fm.answerable)}
         errors, conflicts = [], []
         for i, q in enumerate(questions):
-            answered = o.decision[i] >= raw_t
-            conf = cfg.confidence(float(o.decision[i]))
-            if q.gold is None and answered and conf >= 0.9:
-                conflicts.append({"question": q.text, "got": o.top_slug[i], "confidence": conf, "split": q.split})
-            if not test[i]:
-                continue
-            if q.gold is not None and not o.top_correct[i]:
-                kind = "wrong entry" if answered else "declined (wrong top-1)"
-            elif q.gold is not None and not answered:
+            if q.gold is None and cv.answered[i] and cv.confidence[i] >= 0.9:
+                conflicts.append({"question": q.text, "got": cv.top_slug[i], "confidence": float(cv.confidence[i])})
+            if q.gold is not None and not cv.top_correct[i]:
+                kind = "wrong entry" if cv.answered[i] else "declined (wrong top-1)"
+            elif q.gold is not None and not cv.answered[i]:
                 kind = "declined (right top-1)"
-            elif q.gold is None and answered:
+            elif q.gold is None and cv.answered[i]:
                 kind = "answered an unanswerable question"
             else:
                 continue
-            errors.append({"kind": kind, "question": q.text, "expected": q.gold or "decline", "got": o.top_slug[i],
-                           "confidence": conf})
-        res["test_errors"] = errors
+            errors.append({"kind": kind, "question": q.text, "expected": q.gold or "decline", "got": cv.top_slug[i],
+                           "confidence": float(cv.confidence[i])})
+        res["errors"] = sorted(errors, key=lambda e: e["kind"])
         res["possible_label_conflicts"] = conflicts
         results[mode] = res
-        key = (info["dev_balanced_accuracy"], res["dev"]["mrr"] or 0.0)
-        if key > best_dev:
-            best_mode, best_dev = mode, key
+    chosen = max(results, key=lambda m: (results[m]["cv"]["balanced_accuracy"] or 0.0, results[m]["cv"]["mrr"] or 0.0))
     report = {
         "generated_at": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "protocol": f"{FOLDS}-fold cross-validation, folds by sha256(normalised question) mod {FOLDS}",
         "entries": len(index),
         "questions": {"answerable": sum(q.gold is not None for q in questions),
-                      "unanswerable": sum(q.gold is None for q in questions),
-                      "dev": int(dev.sum()), "test": int(test.sum())},
+                      "unanswerable": sum(q.gold is None for q in questions)},
         "missing_gold_entries": unknown,
-        "chosen_mode": best_mode,
+        "chosen_mode": chosen,
         "modes": results,
         "seconds": round(time.perf_counter() - started, 1),
     }
@@ -447,11 +483,13 @@ def run(report_dir: Path, write_calibration: bool, encoder_dir: Path | None, cac
     (report_dir / "report.md").write_text(markdown(report))
     if write_calibration:
         CALIBRATION_FILE.write_text(json.dumps({
-            "chosen_mode": best_mode,
-            "note": "written by `python -m knowledge_base.evaluate --write-calibration`; tuned on the dev split",
+            "chosen_mode": chosen,
+            "note": "written by `python -m knowledge_base.evaluate --write-calibration`: each mode tuned on all "
+                    "evaluation questions; cv = its 5-fold cross-validated (out-of-fold) measurements",
             "generated_at": report["generated_at"],
             "modes": {m: r["config"] for m, r in results.items()},
-            "test": {m: r["test"] for m, r in results.items()},
+            "cv": {m: {k: (round(v, 4) if isinstance(v, float) else v) for k, v in r["cv"].items()}
+                   for m, r in results.items()},
         }, ensure_ascii=False, indent=2) + "\n")
     return report
 
@@ -471,13 +509,12 @@ def main(argv: list[str] | None = None) -> int:
 
     cache_path = args.vector_cache or get_settings().data_dir / "cache" / "kb_eval_vectors.npz"
     report = run(args.report_dir, args.write_calibration, args.encoder, cache_path)
-    chosen = report["chosen_mode"]
-    print(f"chosen mode: {chosen} (by dev balanced accuracy); test split:")
+    print(f"chosen mode: {report['chosen_mode']} (by cross-validated balanced accuracy); out-of-fold measurements:")
     for mode, r in report["modes"].items():
-        t = r["test"]
+        t = r["cv"]
         print(f"  {mode:8s} hit@1 {fmt(t['hit@1'])} hit@3 {fmt(t['hit@3'])} MRR {fmt(t['mrr'])} | answered correctly "
               f"{fmt(t['answered_correct'])} correct decline {fmt(t['decline_recall'])} decline precision "
-              f"{fmt(t['decline_precision'])} | threshold {r['config']['threshold']:.3f}")
+              f"{fmt(t['decline_precision'])} | deployed threshold {r['config']['threshold']:.3f}")
     print(f"report: {args.report_dir / 'report.md'}")
     return 0
 

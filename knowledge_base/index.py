@@ -113,6 +113,7 @@ class KBIndex:
         self.slug_rows: dict[str, list[int]] = {}
         self.versions: dict[str, int] = {}
         self.aux: dict[str, np.ndarray] = {}  # slug -> (2, dim): phrasing centroid, answer
+        self.phrasings: dict[str, tuple[str, ...]] = {}
         self.lexical = LexicalIndex()
         self.next_row = 0
         self.dead_rows: set[int] = set()
@@ -205,6 +206,7 @@ class KBIndex:
             centroid = block.mean(axis=0)
             centroid /= max(float(np.linalg.norm(centroid)), 1e-12)
             self.aux[entry.slug] = np.stack([centroid, answer_vectors[i]]).astype(np.float32)
+            self.phrasings[entry.slug] = tuple(entry.phrasings)
             self.lexical.add(entry.slug, entry.lexical_tokens)
         if journal:  # one op per entry; its vectors are its phrasing rows followed by its answer vector
             offset = 0
@@ -230,6 +232,7 @@ class KBIndex:
             self.row_slug.pop(row, None)
         self.versions.pop(slug, None)
         self.aux.pop(slug, None)
+        self.phrasings.pop(slug, None)
         self.lexical.remove(slug)
         if journal:
             self._journal.append({"op": "remove", "slug": slug})
@@ -301,6 +304,7 @@ class KBIndex:
             "versions": self.versions,
             "dead_rows": sorted(self.dead_rows),
             "aux_slugs": list(self.aux),
+            "phrasings": self.phrasings,
             "meta": self.meta,
             "saved_at": time.time(),
         }
@@ -395,6 +399,7 @@ class KBIndex:
         index.dead_rows = set(manifest["dead_rows"])
         aux = np.load(snap / "aux.npy")
         index.aux = {slug: aux[i] for i, slug in enumerate(manifest["aux_slugs"])}
+        index.phrasings = {slug: tuple(p) for slug, p in manifest["phrasings"].items()}
         index.lexical = LexicalIndex.load(snap)
         index.snapshot = (snap.name, 0)
         return index

@@ -9,6 +9,11 @@ Three modes, compared side by side by ``python -m knowledge_base.evaluate``:
   lexical top lists and every feature is computed exactly for every candidate (no rank fusion), so the fused score
   keeps one scale and one calibrated threshold decides answer vs decline.
 
+In ``hybrid`` and ``lexical`` mode a near-verbatim question (character-bigram Dice ≥ ``exact_min_dice`` with one of
+an entry's phrasings) adds ``exact_weight``: a citizen who types a known question gets that entry, even where e5
+ranks a sibling entry a hair higher (居住证怎么办理 vs 北京居住证怎么办理？). No evaluation question is that close
+to a phrasing (they are paraphrases by design), so this rule is not tuned there and changes none of its numbers.
+
 The answer/decline decision uses a confidence in [0, 1]: a logistic calibration (fitted on the evaluation's dev split)
 of the best score plus ``margin_weight`` × its lead over the runner-up. Weights and threshold live in
 ``knowledge_base/calibration.json`` written by the evaluation (``--write-calibration``).
@@ -24,7 +29,7 @@ from typing import Literal, Protocol
 import numpy as np
 
 from knowledge_base.index import IndexedEntry, KBIndex
-from knowledge_base.text import normalise, tokens
+from knowledge_base.text import char_bigrams, dice, normalise, tokens
 
 Mode = Literal["dense", "lexical", "hybrid"]
 MODES: tuple[Mode, ...] = ("hybrid", "dense", "lexical")
@@ -44,6 +49,8 @@ class RetrievalConfig:
     lexical_weight: float = 0.06
     lexical_saturation: float = 16.0
     margin_weight: float = 0.0
+    exact_weight: float = 0.1
+    exact_min_dice: float = 0.8
     calib_slope: float = 40.0  # confidence = sigmoid(calib_slope * (raw - calib_offset))
     calib_offset: float = 1.8
     threshold: float = 0.5  # answer when confidence >= threshold
@@ -51,13 +58,15 @@ class RetrievalConfig:
     suggestions: int = 3
     extra: dict = field(default_factory=dict)
 
-    def raw_score(self, dense: np.ndarray, centroid: np.ndarray, answer: np.ndarray, bm25: np.ndarray) -> np.ndarray:
+    def raw_score(self, dense: np.ndarray, centroid: np.ndarray, answer: np.ndarray, bm25: np.ndarray,
+                  exact: np.ndarray | None = None) -> np.ndarray:
         lex = bm25 / (bm25 + self.lexical_saturation)
+        surface = 0.0 if exact is None else self.exact_weight * (exact >= self.exact_min_dice)
         if self.mode == "lexical":
-            return lex
+            return lex + surface
         score = dense + self.centroid_weight * centroid + self.answer_weight * answer
         if self.mode == "hybrid":
-            score = score + self.lexical_weight * lex
+            score = score + self.lexical_weight * lex + surface
         return score
 
     def confidence(self, raw: float, runner_up: float | None = None) -> float:
@@ -92,6 +101,7 @@ class Hit:
     centroid: float
     answer: float
     lexical: float  # raw BM25
+    exact: float = 0.0  # best character-bigram Dice with a phrasing
 
 
 @dataclass
@@ -103,14 +113,15 @@ class Candidates:
     centroid: np.ndarray
     answer: np.ndarray
     bm25: np.ndarray
+    exact: np.ndarray
 
     def hits(self, config: RetrievalConfig) -> list[Hit]:
         if not self.slugs:
             return []
-        raw = config.raw_score(self.dense, self.centroid, self.answer, self.bm25)
+        raw = config.raw_score(self.dense, self.centroid, self.answer, self.bm25, self.exact)
         order = np.argsort(-raw, kind="stable")
         return [Hit(self.slugs[i], float(raw[i]), float(self.dense[i]), float(self.centroid[i]),
-                    float(self.answer[i]), float(self.bm25[i])) for i in order.tolist()]
+                    float(self.answer[i]), float(self.bm25[i]), float(self.exact[i])) for i in order.tolist()]
 
 
 @dataclass(frozen=True)
@@ -166,9 +177,11 @@ class HybridRetriever:
                 dense[len(order):] = self.index.best_phrasing_scores(qvec, lexical_only)
             aux = self.index.aux_scores(qvec, slugs)
         bm25 = self.index.lexical.score_slugs(qtokens, slugs) if slugs else np.zeros(0, dtype=np.float32)
-        cands = Candidates(slugs, dense, aux[:, 0].copy(), aux[:, 1].copy(), bm25)
+        qgrams = char_bigrams(text)
+        exact = np.asarray([_best_dice(qgrams, self.index.phrasings.get(s, ())) for s in slugs], dtype=np.float32)
+        cands = Candidates(slugs, dense, aux[:, 0].copy(), aux[:, 1].copy(), bm25, exact)
         if overlay:
-            cands = _with_overlay(cands, overlay, qvec, qtokens, self.index, use_dense)
+            cands = _with_overlay(cands, overlay, qvec, qtokens, qgrams, self.index, use_dense)
         return cands
 
     def search(self, question: str, k: int = 5, mode: Mode | None = None) -> list[Hit]:
@@ -177,10 +190,15 @@ class HybridRetriever:
         return self.candidates(question, mode).hits(config)[:k]
 
 
+def _best_dice(qgrams: frozenset[str], phrasings: tuple[str, ...]) -> float:
+    return max((dice(qgrams, char_bigrams(p)) for p in phrasings), default=0.0)
+
+
 def _with_overlay(cands: Candidates, overlay: list[OverlayEntry], qvec: np.ndarray | None, qtokens: list[str],
-                  index: KBIndex, use_dense: bool) -> Candidates:
+                  qgrams: frozenset[str], index: KBIndex, use_dense: bool) -> Candidates:
     slugs = list(cands.slugs)
-    dense, centroid, answer, bm25 = (list(a.tolist()) for a in (cands.dense, cands.centroid, cands.answer, cands.bm25))
+    dense, centroid, answer, bm25, exact = (list(a.tolist()) for a in (cands.dense, cands.centroid, cands.answer,
+                                                                        cands.bm25, cands.exact))
     for item in overlay:
         slugs.append(item.entry.slug)
         if use_dense and qvec is not None:
@@ -195,4 +213,5 @@ def _with_overlay(cands: Candidates, overlay: list[OverlayEntry], qvec: np.ndarr
             centroid.append(0.0)
             answer.append(0.0)
         bm25.append(index.lexical.score_document(qtokens, item.entry.lexical_tokens))
-    return Candidates(slugs, *(np.asarray(a, dtype=np.float32) for a in (dense, centroid, answer, bm25)))
+        exact.append(_best_dice(qgrams, item.entry.phrasings))
+    return Candidates(slugs, *(np.asarray(a, dtype=np.float32) for a in (dense, centroid, answer, bm25, exact)))

@@ -34,3 +34,16 @@ def tokens(text: str) -> list[str]:
         if tok and tok not in STOPWORDS:
             out.append(tok)
     return out
+
+
+@lru_cache(maxsize=65536)
+def char_bigrams(text: str) -> frozenset[str]:
+    """Character bigrams of the normalised text without punctuation or spaces (surface similarity)."""
+    t = _PUNCT.sub("", normalise(text))
+    if len(t) < 2:
+        return frozenset([t]) if t else frozenset()
+    return frozenset(t[i:i + 2] for i in range(len(t) - 1))
+
+
+def dice(a: frozenset[str], b: frozenset[str]) -> float:
+    return 2.0 * len(a & b) / (len(a) + len(b)) if a and b else 0.0

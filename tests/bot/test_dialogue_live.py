@@ -111,7 +111,8 @@ def servers(tmp_path_factory):
            "JSJB_RASA_URL": f"http://127.0.0.1:{rasa_port}"}
     (tmp / "endpoints.yml").write_text(
         f'action_endpoint:\n  url: "http://127.0.0.1:{api_port}/webhook"\n'
-        f'tracker_store:\n  type: SQL\n  dialect: "sqlite"\n  db: "{tmp / "rasa_tracker.db"}"\n', encoding="utf-8")
+        f'tracker_store:\n  type: nlu.privacy.MaskingSQLTrackerStore\n  dialect: "sqlite"\n'
+        f'  db: "{tmp / "rasa_tracker.db"}"\n', encoding="utf-8")
     logs = [open(tmp / "services.log", "w"), open(tmp / "rasa.log", "w")]
     api = subprocess.Popen([str(svc_python), "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1", "--port",
                             str(api_port)], cwd=ROOT, env=env, stdout=logs[0], stderr=subprocess.STDOUT)
@@ -246,3 +247,17 @@ def test_callback_triggered_from_outside_is_recorded(servers):
     detail = servers.dispatch(
         'result = svc.get_order(args["number"], Actor("agent", "agent"))', number=number)
     assert detail["resolved"] is True and detail["satisfaction"] == "满意"
+
+
+def test_id_card_numbers_are_refused_and_never_stored(servers):
+    import sqlite3
+
+    me = _sender()
+    servers.send(me, "我家暖气一点都不热，在海淀区学院路")
+    reply = servers.send(me, "我的身份证号是110105199003071234")
+    assert any("身份证" in r for r in reply), reply
+    assert "110105199003071234" not in json.dumps(servers.tracker(me)["slots"], ensure_ascii=False)
+    with sqlite3.connect(servers.data_dir / "rasa_tracker.db") as db:
+        stored = "".join(row[0] for row in db.execute("SELECT data FROM events WHERE sender_id = ?", (me,)))
+    assert "110***********1234" in stored
+    assert "110105199003071234" not in stored

@@ -83,6 +83,7 @@ const report = {
   quick_replies: { offered: [], clicked: [] },
   transcript: [],
   console_errors: [],
+  failed_responses: [],
   page_errors: [],
   screenshots: [],
   timings_ms: {},
@@ -214,6 +215,7 @@ async function main() {
     if (msg.type() === "error") report.console_errors.push({ text: msg.text(), during_offline: offlinePhase });
   });
   page.on("pageerror", (err) => report.page_errors.push(String(err && err.stack || err)));
+  page.on("response", (r) => { if (r.status() >= 400) report.failed_responses.push(`${r.status()} ${r.url()}`); });
 
   // 1. the page loads, connects and greets
   const resp = await page.goto(args.url, { waitUntil: "domcontentloaded" });
@@ -269,10 +271,12 @@ async function main() {
 
   // further questions (e.g. confidentiality when a phone number was given) up to the confirmation
   prompt = reload.answer.replies.join("\n");
+  report.steps.after_reload = [];
   for (let i = 0; i < 3 && !(answerFor(prompt) || {}).confirm; i++) {
     const a = answerFor(prompt);
     if (!a || !a.text) break;
     const turn = await say(a.text, { want: a.want, step: `after_reload_${i}` });
+    report.steps.after_reload.push(turn);
     prompt = turn.replies.join("\n");
   }
   report.steps.confirmation_question = prompt;
