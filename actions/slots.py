@@ -130,9 +130,9 @@ def place_line(slots: Dict[str, Any]) -> str:
         if district and district != UNKNOWN:
             return "，".join(x for x in (district, street) if x)
         return "不详"
-    resolved = " ".join(x for x in (district if district != UNKNOWN else None, street) if x)
-    if resolved and not all(part in address for part in resolved.split()):
-        return f"{address}（{resolved}）"
+    parts = [x for x in (district if district != UNKNOWN else None, street) if x]
+    if parts and not all(part in address for part in parts):
+        return f"{address}（{''.join(parts)}）"
     return address
 
 

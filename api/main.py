@@ -63,6 +63,9 @@ def create_app() -> FastAPI:
     from api.routes import open311  # Open311 GeoReport v2 over the dispatch core
 
     app.include_router(open311.router)
+    from api.routes import knowledge  # knowledge base: public self-query and the editors' API
+
+    app.include_router(knowledge.router)
 
     @app.get("/static/vendor/socket.io.min.js", include_in_schema=False)
     async def socketio_client() -> FileResponse:

@@ -288,3 +288,21 @@ def test_emergency_guard_fires_on_emergencies_happening_now(text, group):
 )
 def test_emergency_guard_ignores_hazards_past_events_and_complaints(text):
     assert emergency_match(normalize(text)[0]) is None
+
+
+# ------------------------------------------------------------------------------------------------ tracker store
+
+
+def test_masking_tracker_store_masks_id_numbers_in_user_events():
+    pytest.importorskip("rasa")
+    from rasa.shared.core.events import UserUttered
+
+    from nlu.privacy import mask_user_event
+
+    event = UserUttered("我的身份证是110105199003071234，电话13812345678", {"name": "inform"},
+                        parse_data={"text": "我的身份证是110105199003071234,电话13812345678"})
+    assert mask_user_event(event)
+    assert event.text == "我的身份证是110***********1234，电话13812345678"
+    assert event.parse_data["text"] == "我的身份证是110***********1234,电话13812345678"
+    assert "110105199003071234" not in str(event.as_dict())
+    assert not mask_user_event(UserUttered("没有证件号", {"name": "inform"}))

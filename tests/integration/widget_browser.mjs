@@ -118,8 +118,13 @@ async function waitForStatus(predicate, what) {
 
 // Waits until the bot has answered after `before` bot rows: at least one new row, then no further row for `quietMs`.
 async function waitForBotTurn(before, quietMs = 1500) {
-  await page.waitForFunction(([sel, n]) => document.querySelectorAll(sel).length > n, [SEL.bot, before],
-    { timeout: T });
+  try {
+    await page.waitForFunction(([sel, n]) => document.querySelectorAll(sel).length > n, [SEL.bot, before],
+      { timeout: T });
+  } catch (err) {
+    throw new Error(`no answer from the bot within ${T / 1000} s (connection status: ${await statusText()}): `
+      + "Rasa's bot_uttered never reached the page");
+  }
   let count = await page.locator(SEL.bot).count();
   let since = Date.now();
   while (Date.now() - since < quietMs) {

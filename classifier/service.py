@@ -1,0 +1,230 @@
+"""Inference: ``load_classifier(model_dir).predict(text) -> dispatch.proposal.ModelProposal``.
+
+Probabilities per head = softmax((encoder logits + β · lexical SVM margins) / T), β and T fitted on the dev split
+(temperature scaling). Each proposal carries a reason an agent can read: the phrases of the request that most support
+the label according to the lexical component's feature weights ("关键词：…（词面权重）").
+"""
+from __future__ import annotations
+
+import json
+import threading
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from dispatch.proposal import ModelProposal, Scored
+
+from .calibration import softmax
+from .labels import HEADS, LabelMaps, split_l2_key
+from .lexical import LexicalModel
+from .model import HotlineClassifier
+from .tokenize import TextEncoder
+
+TOP_K = 3
+REASON_SOURCE = "词面权重"
+
+
+class Classifier:
+    """A trained classifier in memory (see :func:`load_classifier`)."""
+
+    def __init__(self, model: HotlineClassifier, encoder: TextEncoder, labels: LabelMaps,
+                 lexical: LexicalModel | None, temperatures: dict[str, float], fusion: dict[str, float],
+                 version: str, *, quantized: bool = False, meta: dict | None = None) -> None:
+        self.model = model.eval()
+        self.encoder = encoder
+        self.labels = labels
+        self.lexical = lexical
+        self.temperatures = {h: float(temperatures.get(h, 1.0)) for h in HEADS}
+        self.fusion = {h: float(fusion.get(h, 0.0)) for h in HEADS}
+        self.version = version
+        self.quantized = quantized
+        self.meta = meta or {}
+        self.heads = [h for h in HEADS if labels.size(h) > 0]
+        self._lock = threading.Lock()
+
+    # -- scores -----------------------------------------------------------------------------------------------
+    @torch.inference_mode()
+    def encoder_logits(self, texts: list[str], batch_size: int = 32) -> dict[str, np.ndarray]:
+        ids = self.encoder.ids(texts)
+        out = {h: np.zeros((len(texts), self.labels.size(h)), dtype=np.float32) for h in self.heads}
+        order = np.argsort([len(x) for x in ids], kind="stable")
+        for s in range(0, len(order), batch_size):
+            idx = order[s:s + batch_size]
+            input_ids, mask = TextEncoder.pad([ids[i] for i in idx])
+            logits = self.model(input_ids, mask)
+            for h in self.heads:
+                out[h][idx] = logits[h].float().numpy()
+        return out
+
+    def logits(self, texts: list[str], batch_size: int = 32, *, components: bool = False):
+        """Fused, uncalibrated logits per head (and, with ``components``, the encoder and lexical parts)."""
+        enc = self.encoder_logits(texts, batch_size)
+        lex = self.lexical.scores(texts) if self.lexical is not None else {}
+        fused = {h: enc[h] + self.fusion[h] * lex[h] if h in lex else enc[h] for h in self.heads}
+        return (fused, enc, lex) if components else fused
+
+    def probabilities(self, texts: list[str], batch_size: int = 32) -> dict[str, np.ndarray]:
+        """Calibrated probabilities per head, ``{head: (n, n_labels)}``; category_l2 made consistent with l1."""
+        fused = self.logits(texts, batch_size)
+        probs = {h: softmax(fused[h], self.temperatures[h]).astype(np.float32) for h in self.heads}
+        if "category_l2" in probs and "category_l1" in probs:
+            probs["category_l2"] = self._l2_given_l1(probs["category_l1"], probs["category_l2"])
+        return probs
+
+    def _l2_given_l1(self, p1: np.ndarray, p2: np.ndarray) -> np.ndarray:
+        """p(l1/l2) ∝ p_l2(l1/l2) · p_l1(l1): the second level agrees with the first-level head."""
+        parents = getattr(self, "_l2_parent_idx", None)
+        if parents is None:
+            parents = np.array([self.labels.index("category_l1", split_l2_key(k)[0])
+                                for k in self.labels.labels["category_l2"]])
+            self._l2_parent_idx = parents
+        joint = p2 * p1[:, parents]
+        return (joint / np.clip(joint.sum(axis=1, keepdims=True), 1e-12, None)).astype(np.float32)
+
+    # -- proposals --------------------------------------------------------------------------------------------
+    def predict(self, text: str) -> ModelProposal:
+        return self.predict_batch([text])[0]
+
+    def predict_batch(self, texts: list[str], batch_size: int = 32) -> list[ModelProposal]:
+        if isinstance(texts, str):
+            raise TypeError("predict_batch takes a list of texts")
+        texts = [" ".join(str(t or "").split()) for t in texts]
+        if not texts:
+            return []
+        with self._lock:  # torch intra-op threads are shared; one forward at a time per process
+            probs = self.probabilities(texts, batch_size)
+        out = []
+        for i, text in enumerate(texts):
+            feats = self.lexical.features(text) if self.lexical is not None and text else None
+            lists: dict[str, list[Scored]] = {}
+            for h in self.heads:
+                p = probs[h][i]
+                top = np.argsort(-p, kind="stable")[:TOP_K]
+                if h == "category_l2":
+                    lists[h] = self._l2_scored(text, p, feats)
+                else:
+                    lists[h] = [Scored(self.labels.label(h, int(j)), round(float(p[j]), 4),
+                                       self._reason(text, h, int(j), feats)) for j in top]
+            out.append(ModelProposal(request_type=lists.get("request_type", []),
+                                     category_l1=lists.get("category_l1", []),
+                                     category_l2=lists.get("category_l2", []),
+                                     unit_type=lists.get("unit_type", []), model_version=self.version))
+        return out
+
+    def _l2_scored(self, text: str, p: np.ndarray, feats) -> list[Scored]:
+        """Top second-level names (a name under several first-level categories, e.g. 其他, is summed)."""
+        by_name: dict[str, float] = {}
+        best_key: dict[str, tuple[float, int]] = {}
+        for j, key in enumerate(self.labels.labels["category_l2"]):
+            name = split_l2_key(key)[1]
+            by_name[name] = by_name.get(name, 0.0) + float(p[j])
+            if name not in best_key or best_key[name][0] < p[j]:
+                best_key[name] = (float(p[j]), j)
+        top = sorted(by_name.items(), key=lambda kv: -kv[1])[:TOP_K]
+        out = []
+        for name, prob in top:
+            j = best_key[name][1]
+            parent = split_l2_key(self.labels.label("category_l2", j))[0]
+            reason = f"属于“{parent}”；" + self._reason(text, "category_l2", j, feats)
+            out.append(Scored(name, round(prob, 4), reason))
+        return out
+
+    def _reason(self, text: str, head: str, cls: int, feats) -> str:
+        if self.lexical is None or feats is None:
+            return "语义模型判断"
+        phrases = self.lexical.phrases(text, head, cls, k=3, features=feats)
+        if not phrases:
+            return "语义模型判断（无突出关键词）"
+        return f"关键词：{'、'.join(phrases)}（{REASON_SOURCE}）"
+
+    # -- persistence ------------------------------------------------------------------------------------------
+    def save(self, directory: Path) -> None:
+        from safetensors.torch import save_file
+
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().contiguous() for k, v in self.model.state_dict().items()}
+        state["embeddings.word_embeddings.weight"] = state["embeddings.word_embeddings.weight"].to(torch.float16)
+        save_file(state, str(directory / "model.safetensors"))
+        (directory / "encoder_config.json").write_text(json.dumps(
+            {"config": self.model.config, "num_layers": self.model.num_layers, "max_len": self.encoder.max_len,
+             "prefix": self.encoder.prefix}, ensure_ascii=False, indent=1), encoding="utf-8")
+        self.labels.save(directory / "label_maps.json")
+        (directory / "calibration.json").write_text(json.dumps(
+            {"temperatures": self.temperatures, "fusion": self.fusion, "version": self.version}, indent=1),
+            encoding="utf-8")
+        if self.lexical is not None:
+            self.lexical.save(directory)
+
+    @classmethod
+    def load(cls, directory: Path, *, quantize: bool | None = None, threads: int | None = None) -> Classifier:
+        """Load a model folder written by ``python -m classifier.train``.
+
+        ``quantize``: int8 dynamic quantisation of the encoder's Linear layers (default: what the model card chose,
+        ``inference.json``; off when absent).
+        """
+        from safetensors.torch import load_file
+
+        directory = Path(directory)
+        if not (directory / "model.safetensors").is_file():
+            raise FileNotFoundError(f"{directory} holds no trained classifier (train one with "
+                                    "`python -m classifier.train --out DIR --encoder ENCODER_DIR`)")
+        if threads:
+            torch.set_num_threads(int(threads))
+        meta = json.loads((directory / "encoder_config.json").read_text(encoding="utf-8"))
+        labels = LabelMaps.load(directory / "label_maps.json")
+        calib = json.loads((directory / "calibration.json").read_text(encoding="utf-8"))
+        inference = {}
+        if (directory / "inference.json").is_file():
+            inference = json.loads((directory / "inference.json").read_text(encoding="utf-8"))
+        if quantize is None:
+            quantize = bool(inference.get("quantize", False))
+        model = HotlineClassifier(meta["config"], meta["num_layers"], {h: labels.size(h) for h in HEADS})
+        state = load_file(str(directory / "model.safetensors"))
+        model.embeddings.word_embeddings.weight = torch.nn.Parameter(
+            state.pop("embeddings.word_embeddings.weight"), requires_grad=False)  # fp16 table, rows cast on lookup
+        model.load_state_dict(state, strict=False)
+        model.eval()
+        for p in model.parameters():
+            p.requires_grad_(False)
+        if quantize:
+            model = quantize_encoder(model)
+        encoder = TextEncoder(directory / "tokenizer.json", meta["max_len"], meta.get("prefix", "query: "))
+        lexical = LexicalModel.load(directory) if (directory / "lexical.json").is_file() else None
+        return cls(model, encoder, labels, lexical, calib["temperatures"], calib["fusion"], calib["version"],
+                   quantized=quantize, meta={"dir": str(directory), **inference})
+
+
+def quantize_encoder(model: HotlineClassifier) -> HotlineClassifier:
+    """int8 dynamic quantisation (per-channel weights) of the encoder layers' Linear modules; heads stay float."""
+    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.layers = quantize_dynamic(model.layers, {torch.nn.Linear: per_channel_dynamic_qconfig},
+                                        dtype=torch.qint8, inplace=False)
+    return model
+
+
+_CACHE: dict[tuple[str, bool | None], Classifier] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def load_classifier(model_dir: str | Path | None = None, *, quantize: bool | None = None) -> Classifier:
+    """The process-wide :class:`Classifier` for ``model_dir`` (default: settings' ``resolved_classifier_dir``)."""
+    from core.config import get_settings
+
+    settings = get_settings()
+    path = Path(model_dir) if model_dir else settings.resolved_classifier_dir
+    key = (str(path.resolve()), quantize)
+    with _CACHE_LOCK:
+        clf = _CACHE.get(key)
+        if clf is None:
+            started = time.perf_counter()
+            clf = Classifier.load(path, quantize=quantize, threads=settings.torch_threads)
+            clf.meta["load_seconds"] = round(time.perf_counter() - started, 3)
+            _CACHE[key] = clf
+        return clf
