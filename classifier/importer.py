@@ -166,27 +166,41 @@ def import_work_orders(path: str | Path, mapping: dict[str, str] | None = None, 
     missing = [f for f in require if f not in cols]
     if missing:
         raise ImportFormatError(f"缺少必需的列：{'、'.join(missing)}（表头：{'、'.join(header)}）")
+    records = []
+    for offset, raw in enumerate(data):
+        if not any(_norm(c) for c in raw):
+            continue
+        records.append((offset + 2, {f: (raw[i] if i < len(raw) else "") for f, i in cols.items()}))
+    return validate_records(records, {f: header[i] for f, i in cols.items()}, source=str(path),
+                            segmented=segmented, require=require, min_text_chars=min_text_chars,
+                            max_text_chars=max_text_chars, taxonomy=taxonomy, unit_types=unit_types)
+
+
+def validate_records(records: list[tuple[int, dict]], columns: dict[str, str] | None = None, *, source: str = "",
+                     segmented: bool = False, require: tuple[str, ...] = ("text",), min_text_chars: int = 4,
+                     max_text_chars: int = 5000, taxonomy: set[tuple[str, str]] | None = None,
+                     unit_types: dict[str, str] | None = None) -> ImportResult:
+    """Validate ``(row number, {field: value})`` records (a table's rows, or dicts such as exported decisions)."""
+    columns = dict(columns or {f: f for f in FIELDS})
     unit_types = unit_types if unit_types is not None else load_unit_types()
     unit_by_name = {_norm(name): code for code, name in unit_types.items()}
     for code, name in unit_types.items():  # "街道办事处/乡镇政府" -> each part
         for part in name.split("/"):
             unit_by_name.setdefault(_norm(part), code)
-    result = ImportResult(source=str(path), columns={f: header[i] for f, i in cols.items()})
-    for offset, raw in enumerate(data):
-        line = offset + 2
-        cells = {f: (_norm(raw[i]) if i < len(raw) else "") for f, i in cols.items()}
-        if not any(_norm(c) for c in raw):
-            continue
+    result = ImportResult(source=source, columns=columns)
+    col = lambda f: columns.get(f, f)  # noqa: E731
+    for line, record in records:
+        cells = {f: _norm(record.get(f)) for f in FIELDS if f in record}
         result.total += 1
         errors: list[RowError] = []
         text = cells.get("text", "")
         text = "".join(text.split()) if segmented else " ".join(text.split())
         if not text:
-            errors.append(RowError(line, header[cols["text"]], "", "诉求内容为空"))
+            errors.append(RowError(line, col("text"), "", "诉求内容为空"))
         elif len(text) < min_text_chars:
-            errors.append(RowError(line, header[cols["text"]], text, f"诉求内容过短（少于{min_text_chars}个字）"))
+            errors.append(RowError(line, col("text"), text, f"诉求内容过短（少于{min_text_chars}个字）"))
         elif len(text) > max_text_chars:
-            errors.append(RowError(line, header[cols["text"]], text[:30], f"诉求内容过长（超过{max_text_chars}个字）"))
+            errors.append(RowError(line, col("text"), text[:30], f"诉求内容过长（超过{max_text_chars}个字）"))
         row = {"text": text, "request_type": "", "category_l1": "", "category_l2": "", "unit_type": ""}
         rt = cells.get("request_type", "")
         if rt:
@@ -194,37 +208,39 @@ def import_work_orders(path: str | Path, mapping: dict[str, str] | None = None, 
             if rt in REQUEST_TYPES:
                 row["request_type"] = rt
             else:
-                errors.append(RowError(line, header[cols["request_type"]], rt,
+                errors.append(RowError(line, col("request_type"), rt,
                                        f"诉求类型无效（应为：{'、'.join(REQUEST_TYPES)}）"))
         l1 = cells.get("category_l1", "")
         if l1:
             if l1 in CATEGORY_L1:
                 row["category_l1"] = l1
             else:
-                errors.append(RowError(line, header[cols["category_l1"]], l1, "一级分类不在15个一级分类之中"))
+                errors.append(RowError(line, col("category_l1"), l1, "一级分类不在15个一级分类之中"))
         l2 = cells.get("category_l2", "")
         if l2:
             if "/" in l2:
                 l2_l1, _, l2 = l2.partition("/")
                 if row["category_l1"] and l2_l1 != row["category_l1"]:
-                    errors.append(RowError(line, header[cols["category_l2"]], l2, "二级分类与一级分类不一致"))
+                    errors.append(RowError(line, col("category_l2"), l2, "二级分类与一级分类不一致"))
             if not row["category_l1"]:
-                errors.append(RowError(line, header[cols["category_l2"]], l2, "有二级分类时必须给出一级分类"))
+                errors.append(RowError(line, col("category_l2"), l2, "有二级分类时必须给出一级分类"))
             elif taxonomy and (row["category_l1"], l2) not in taxonomy:
-                errors.append(RowError(line, header[cols["category_l2"]], l2,
+                errors.append(RowError(line, col("category_l2"), l2,
                                        f"二级分类不属于一级分类“{row['category_l1']}”"))
             else:
                 row["category_l2"] = l2
         unit = cells.get("unit_type", "")
         if unit:
             code = unit if unit in unit_types else unit_by_name.get(unit)
+            if code is None and ":" in unit and unit.split(":")[0] in unit_types:  # a concrete unit code
+                code = unit.split(":")[0]
             if code:
                 row["unit_type"] = code
             else:
-                errors.append(RowError(line, header[cols["unit_type"]], unit, "承办单位类型未知（应为单位类型代码或名称）"))
+                errors.append(RowError(line, col("unit_type"), unit, "承办单位类型未知（应为单位类型代码或名称）"))
         for fld in require:
-            if fld != "text" and fld in cols and not cells.get(fld):
-                errors.append(RowError(line, header[cols[fld]], "", "必填项为空"))
+            if fld != "text" and not cells.get(fld):
+                errors.append(RowError(line, col(fld), "", "必填项为空"))
         if errors:
             result.errors.extend(errors)
         else:

@@ -356,15 +356,18 @@ def servable(session: Session, slugs: Iterable[str], today: date | None = None) 
     return out
 
 
-def published_state(session: Session, today: date | None = None) -> dict[str, int]:
-    """slug -> published version of every entry that may be served today (what the index should hold)."""
+def published_state(session: Session, today: date | None = None,
+                    slugs: Iterable[str] | None = None) -> dict[str, int]:
+    """slug -> published version of every entry (or of the given ones) that may be served today: what the index
+    should hold."""
     today = today or beijing_today()
-    rows = session.execute(
-        select(KBEntry.slug, KBEntry.published_version, KBEntry.expires_on, KBEntryVersion.content)
-        .join(KBEntryVersion, and_(KBEntryVersion.entry_id == KBEntry.id,
-                                   KBEntryVersion.version == KBEntry.published_version))
-        .where(KBEntry.status == "published")
-    ).all()
+    stmt = (select(KBEntry.slug, KBEntry.published_version, KBEntry.expires_on, KBEntryVersion.content)
+            .join(KBEntryVersion, and_(KBEntryVersion.entry_id == KBEntry.id,
+                                       KBEntryVersion.version == KBEntry.published_version))
+            .where(KBEntry.status == "published"))
+    if slugs is not None:
+        stmt = stmt.where(KBEntry.slug.in_(list(slugs)))
+    rows = session.execute(stmt).all()
     out = {}
     for slug, version, current_expiry, content in rows:
         expiry = content.get("expires_on")

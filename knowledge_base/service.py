@@ -336,7 +336,7 @@ class KnowledgeBase:
                     return {**self._build(session), "upserted": slugs, "removed": []}
             with self._lock:
                 self._index.refresh(self.index_dir)
-            state = repository.published_state(session, self.today())
+            state = repository.published_state(session, self.today(), slugs)
             contents = repository.published_contents(session, [s for s in slugs if s in state])
             entries = [indexed_entry(s, v, c) for s, (v, c) in contents.items()]
             ph, ans = self._vectors_for(entries)

@@ -217,14 +217,17 @@ def step_kb_index() -> None:
 
 def step_rasa_model() -> None:
     started = time.perf_counter()
+    # the model embeds the gazetteer and jieba dictionary built from the catalog data at train time
     key = hash_paths("bot/config.yml", "bot/domain.yml", "bot/domain", "bot/data", "nlu",
-                     "dispatch/catalog/data/landmarks.csv", "requirements/rasa.lock", "package-lock.json")
+                     "dispatch/catalog/gazetteer_data.py", "dispatch/catalog/data", "requirements/rasa.lock",
+                     "package-lock.json")
 
     def _build(tmp: Path) -> None:
         tmp.mkdir(parents=True)
         log("      training the Rasa model (NLU + dialogue), about 3 minutes on 2 cores …")
         run([RASA_PY, "-m", "rasa", "train", "--config", "config.yml", "--domain", "domain.yml", "--data", "data",
-             "--out", tmp, "--fixed-model-name", "bot"], cwd=ROOT / "bot", env={"JSJB_ROOT": str(ROOT)})
+             "--out", tmp, "--fixed-model-name", "bot"], cwd=ROOT / "bot",
+            env={"JSJB_ROOT": str(ROOT), "RASA_CACHE_DIRECTORY": str(CACHE / "rasa-train-cache")})
 
     dest = cached_build("models/rasa", key, _build)
     link(dest, VAR / "models" / "rasa")

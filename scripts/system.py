@@ -47,7 +47,7 @@ class System:
     def rasa_url(self) -> str:
         return f"http://{self.host}:{self.rasa_port}"
 
-    def _env(self) -> dict[str, str]:
+    def process_env(self) -> dict[str, str]:
         return {
             **os.environ,
             "PYTHONPATH": str(self.root),
@@ -55,6 +55,8 @@ class System:
             "JSJB_ROOT": str(self.root),
             "JSJB_RASA_URL": self.rasa_url,
             "JSJB_ACTION_ENDPOINT": f"{self.api_url}/webhook",
+            "JSJB_RASA_TRACKER_DB": os.environ.get("JSJB_RASA_TRACKER_DB", str(self.root / "var" / "rasa_tracker.db")),
+            "RASA_CACHE_DIRECTORY": os.environ.get("RASA_CACHE_DIRECTORY", "/tmp/rasa-cache"),
             "TF_CPP_MIN_LOG_LEVEL": "2",
             **self.env,
         }
@@ -65,7 +67,7 @@ class System:
             self.log_dir.mkdir(parents=True, exist_ok=True)
             out = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child's lifetime
         self.processes[name] = subprocess.Popen(
-            cmd, cwd=cwd or self.root, env=self._env(), stdout=out, stderr=subprocess.STDOUT if out else None,
+            cmd, cwd=cwd or self.root, env=self.process_env(), stdout=out, stderr=subprocess.STDOUT if out else None,
             start_new_session=True,
         )
 
