@@ -17,6 +17,10 @@ from rasa_sdk.forms import REQUESTED_SLOT, FormValidationAction
 from rasa_sdk.types import DomainDict
 
 from actions.services import UNKNOWN
+
+# an unmistakable "yes, submit it" at the read-back (not "对不起", "不对", "是不是")
+_CONFIRM_AT_READBACK = re.compile(
+    r"^\s*(确认|提交|没问题|没错|对(?![不吗])|是的|正确|可以|行|好的?)(?!.*(不对|不是|错了|有误|改|不要|别|但是|不过))")
 from actions.slots import (
     HARD_INTERRUPTS,
     SOFT_INTERRUPTS,
@@ -296,6 +300,10 @@ class ValidateIntakeForm(FormValidationAction):
             return {}
         intent = latest_intent(tracker)
         if intent in _AFFIRM_INTENTS:
+            return {"confirmed": True}
+        if _CONFIRM_AT_READBACK.match(citizen_text(tracker) or "") and not any(
+                latest_entities(tracker, e) for e in ("address", "district", "phone_number", "date_time")):
+            # "对，没问题，提交吧" at the read-back is a confirmation whatever intent the NLU guessed
             return {"confirmed": True}
         if intent in SOFT_INTERRUPTS:
             return {}  # answered by the rules, then the read-back is repeated

@@ -16,9 +16,12 @@ from torch import nn
 
 
 class Embeddings(nn.Module):
-    def __init__(self, vocab: int, hidden: int, max_pos: int, type_vocab: int, eps: float) -> None:
+    def __init__(self, vocab: int, hidden: int, max_pos: int, type_vocab: int, eps: float,
+                 word_dtype: torch.dtype = torch.float32) -> None:
         super().__init__()
-        self.word_embeddings = nn.Embedding(vocab, hidden)
+        # the table is always overwritten by trained weights: allocate it uninitialised (no 96M-value random init)
+        self.word_embeddings = nn.Embedding(vocab, hidden, _weight=torch.empty(vocab, hidden, dtype=word_dtype),
+                                            _freeze=True)
         self.position_embeddings = nn.Embedding(max_pos, hidden)
         self.token_type_embeddings = nn.Embedding(type_vocab, hidden)
         self.LayerNorm = nn.LayerNorm(hidden, eps=eps)
@@ -75,14 +78,15 @@ def mean_pool(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 class HotlineClassifier(nn.Module):
     """Embeddings + ``num_layers`` BERT layers + mean pooling + one linear head per label set."""
 
-    def __init__(self, config: dict, num_layers: int, head_sizes: dict[str, int], dropout: float = 0.1) -> None:
+    def __init__(self, config: dict, num_layers: int, head_sizes: dict[str, int], dropout: float = 0.1,
+                 word_dtype: torch.dtype = torch.float32) -> None:
         super().__init__()
         hidden = int(config["hidden_size"])
         eps = float(config.get("layer_norm_eps", 1e-12))
         self.config = dict(config)
         self.num_layers = int(num_layers)
         self.embeddings = Embeddings(int(config["vocab_size"]), hidden, int(config["max_position_embeddings"]),
-                                     int(config.get("type_vocab_size", 2)), eps)
+                                     int(config.get("type_vocab_size", 2)), eps, word_dtype)
         self.layers = nn.ModuleList(
             Layer(hidden, int(config["num_attention_heads"]), int(config["intermediate_size"]), eps,
                   float(config.get("hidden_dropout_prob", 0.1)))
@@ -133,21 +137,21 @@ class HotlineClassifier(nn.Module):
     def from_encoder(cls, encoder_dir: Path, num_layers: int, head_sizes: dict[str, int],
                      dropout: float = 0.1) -> HotlineClassifier:
         """Initialise from a converted e5 folder (keeps the bottom ``num_layers`` layers; heads random)."""
-        from safetensors.torch import load_file
+        from safetensors import safe_open
 
         encoder_dir = Path(encoder_dir)
         config = json.loads((encoder_dir / "config.json").read_text())
         if num_layers > int(config["num_hidden_layers"]):
             raise ValueError(f"the encoder has only {config['num_hidden_layers']} layers")
-        model = cls(config, num_layers, head_sizes, dropout)
+        model = cls(config, num_layers, head_sizes, dropout, word_dtype=torch.float16)
         state = {}
-        for name, tensor in load_file(str(encoder_dir / "model.safetensors")).items():
-            ours = cls._map_hf_name(name)
-            if ours is None:
-                continue
-            if ours.startswith("layers.") and int(ours.split(".")[1]) >= num_layers:
-                continue
-            state[ours] = tensor
+        with safe_open(str(encoder_dir / "model.safetensors"), framework="pt") as fh:  # reads only what is kept
+            for name in fh.keys():
+                ours = cls._map_hf_name(name)
+                if ours is None or (ours.startswith("layers.") and int(ours.split(".")[1]) >= num_layers):
+                    continue
+                tensor = fh.get_tensor(name)
+                state[ours] = tensor.to(torch.float16) if ours == "embeddings.word_embeddings.weight" else tensor
         missing, unexpected = model.load_state_dict(state, strict=False)
         missing = [m for m in missing if not m.startswith("heads.")]
         if missing or unexpected:

@@ -75,13 +75,21 @@ class Classifier:
         return probs
 
     def _l2_given_l1(self, p1: np.ndarray, p2: np.ndarray) -> np.ndarray:
-        """p(l1/l2) ∝ p_l2(l1/l2) · p_l1(l1): the second level agrees with the first-level head."""
+        """p(l1/l2) = p_l1(l1) · p_l2(l1/l2 | l1): the second level agrees with the first-level head.
+
+        The l2 head's distribution is renormalised within each first-level category and weighted by the l1 head's
+        probability (first-level categories without any second-level label drop out and the rest is renormalised).
+        """
         parents = getattr(self, "_l2_parent_idx", None)
         if parents is None:
             parents = np.array([self.labels.index("category_l1", split_l2_key(k)[0])
                                 for k in self.labels.labels["category_l2"]])
             self._l2_parent_idx = parents
-        joint = p2 * p1[:, parents]
+        n1 = p1.shape[1]
+        within = np.zeros((p2.shape[0], n1), dtype=np.float64)
+        np.add.at(within.T, parents, p2.T.astype(np.float64))
+        cond = p2 / np.clip(within[:, parents], 1e-12, None)
+        joint = cond * p1[:, parents]
         return (joint / np.clip(joint.sum(axis=1, keepdims=True), 1e-12, None)).astype(np.float32)
 
     # -- proposals --------------------------------------------------------------------------------------------
@@ -147,7 +155,6 @@ class Classifier:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().contiguous() for k, v in self.model.state_dict().items()}
-        state["embeddings.word_embeddings.weight"] = state["embeddings.word_embeddings.weight"].to(torch.float16)
         save_file(state, str(directory / "model.safetensors"))
         (directory / "encoder_config.json").write_text(json.dumps(
             {"config": self.model.config, "num_layers": self.model.num_layers, "max_len": self.encoder.max_len,
@@ -182,11 +189,9 @@ class Classifier:
             inference = json.loads((directory / "inference.json").read_text(encoding="utf-8"))
         if quantize is None:
             quantize = bool(inference.get("quantize", False))
-        model = HotlineClassifier(meta["config"], meta["num_layers"], {h: labels.size(h) for h in HEADS})
-        state = load_file(str(directory / "model.safetensors"))
-        model.embeddings.word_embeddings.weight = torch.nn.Parameter(
-            state.pop("embeddings.word_embeddings.weight"), requires_grad=False)  # fp16 table, rows cast on lookup
-        model.load_state_dict(state, strict=False)
+        model = HotlineClassifier(meta["config"], meta["num_layers"], {h: labels.size(h) for h in HEADS},
+                                  word_dtype=torch.float16)  # fp16 table, looked-up rows cast to float32
+        model.load_state_dict(load_file(str(directory / "model.safetensors")))
         model.eval()
         for p in model.parameters():
             p.requires_grad_(False)

@@ -194,8 +194,6 @@ def fit(rows: list[dict], encoder_dir: Path, cfg: TrainConfig, *, taxonomy: set 
     n_train_layers = max(0, min(int(cfg.trainable_layers), n_layers))
     n_frozen = n_layers - n_train_layers
     model = HotlineClassifier.from_encoder(encoder_dir, n_layers, {h: labels.size(h) for h in heads}, cfg.dropout)
-    model.embeddings.word_embeddings.weight = torch.nn.Parameter(
-        model.embeddings.word_embeddings.weight.detach().to(torch.float16), requires_grad=False)
     for p in model.parameters():
         p.requires_grad_(False)
     t0 = time.perf_counter()

@@ -1,0 +1,79 @@
+"""Label maps, calibration and the lexical component (no training of the encoder needed)."""
+from __future__ import annotations
+
+import numpy as np
+from sklearn.feature_extraction.text import TfidfVectorizer
+
+from classifier.calibration import ece, fit_temperature, reliability, softmax
+from classifier.data import shared_split
+from classifier.labels import CATEGORY_L1, LabelMaps, build_label_maps, load_unit_types
+from classifier.lexical import LexicalModel
+from dispatch.proposal import REQUEST_TYPES
+
+
+def test_label_maps_round_trip(tmp_path):
+    rows = [{"category_l2": "城乡建设/城市建设和市政管理"}] * 3 + [{"category_l2": "民政/社会救助"}]
+    maps = build_label_maps(rows, min_l2_examples=2)
+    assert maps.labels["request_type"] == list(REQUEST_TYPES)
+    assert maps.labels["category_l1"] == list(CATEGORY_L1) and len(CATEGORY_L1) == 15
+    assert maps.labels["category_l2"] == ["城乡建设/城市建设和市政管理"]  # the rarer pair lacks data
+    assert maps.labels["unit_type"] == list(load_unit_types())
+    assert "heating_company" in maps.labels["unit_type"]
+    maps.save(tmp_path / "labels.json")
+    back = LabelMaps.load(tmp_path / "labels.json")
+    assert back == maps
+    for head, labels in maps.labels.items():
+        for i, label in enumerate(labels):
+            assert back.index(head, label) == i and back.label(head, i) == label
+    assert back.index("category_l1", "不存在") == -1 and back.index("category_l1", "") == -1
+
+
+def test_temperature_scaling_recovers_temperature_and_lowers_ece():
+    rng = np.random.default_rng(0)
+    n, k = 4000, 6
+    true_logits = rng.normal(0, 2.0, size=(n, k))
+    y = np.array([rng.choice(k, p=p) for p in softmax(true_logits)])
+    overconfident = true_logits * 3.0  # a model three times too sure of itself
+    t = fit_temperature(overconfident, y)
+    assert t > 0 and abs(t - 3.0) < 0.4
+    before, after = ece(softmax(overconfident), y), ece(softmax(overconfident, t), y)
+    assert after < before and after < 0.05
+    p = softmax(overconfident, t)
+    assert np.allclose(p.sum(axis=1), 1.0)
+    rel = reliability(p, y, n_bins=10)
+    assert sum(b["count"] for b in rel["bins"]) == n
+    assert fit_temperature(np.zeros((0, 3)), np.zeros(0, dtype=int)) == 1.0
+
+
+def test_lexical_features_match_scikit_learn_and_reasons_are_phrases_of_the_text():
+    texts = ["饭馆油烟太大熏得没法开窗", "楼下饭馆油烟扰民", "暖气不热家里才十五度", "小区暖气不热", "公交车司机态度差",
+             "公交车到站不停", "饭馆后厨油烟直排", "暖气片不热"]
+    y = np.array([0, 0, 1, 1, 2, 2, 0, 1])
+    model = LexicalModel(min_df=1, max_features=None).fit(texts, {"h": y}, {"h": 4})
+    vec = TfidfVectorizer(analyzer="char", ngram_range=(1, 3), sublinear_tf=True, min_df=1).fit(texts)
+    inv = {i: g for g, i in model.vocab.items()}
+    for text in texts + ["饭馆油烟"]:
+        idx, val, _ = model.features(text)
+        ours = {inv[i]: v for i, v in zip(idx.tolist(), val.tolist())}
+        row = vec.transform([text]).tocoo()
+        ref = {vec.get_feature_names_out()[j]: v for j, v in zip(row.col, row.data)}
+        assert ours.keys() == ref.keys()
+        assert all(abs(ours[g] - ref[g]) < 1e-5 for g in ours)
+    scores = model.scores(["饭馆油烟太呛"])["h"][0]
+    assert scores.argmax() == 0
+    assert scores[3] < scores.min() + 1e-6  # a class without training rows never wins
+    phrases = model.phrases("这家饭馆油烟太呛", "h", 0)
+    assert phrases and all(p in "这家饭馆油烟太呛" for p in phrases)
+    assert any("油烟" in p or "饭馆" in p for p in phrases)
+
+
+def test_shared_split_is_fixed_stratified_and_disjoint():
+    rows = [{"text": f"t{i}", "category_l1": CATEGORY_L1[i % 3]} for i in range(300)]
+    rows.append({"text": "t0", "category_l1": CATEGORY_L1[0]})  # a duplicate text
+    tr1, te1 = shared_split(rows)
+    tr2, te2 = shared_split(rows)
+    assert te1 == te2 and tr1 == tr2
+    assert abs(len(te1) - 0.2 * len(rows)) <= 1
+    assert not {r["text"] for r in tr1} & {r["text"] for r in te1}
+    counts = {c: sum(r["category_l1"] == c for r in te1) for c in CATEGORY_L1[:3]}
+    assert max(counts.values()) - min(counts.values()) <= 1
