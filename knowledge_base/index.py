@@ -409,7 +409,7 @@ class KBIndex:
         index.dead_rows = set(manifest["dead_rows"])
         aux = np.load(snap / "aux.npy")
         index.aux = {slug: aux[i] for i, slug in enumerate(manifest["aux_slugs"])}
-        index.phrasings = {slug: tuple(p) for slug, p in manifest["phrasings"].items()}
+        index.phrasings = {slug: tuple(p) for slug, p in manifest.get("phrasings", {}).items()}
         index.lexical = LexicalIndex.load(snap)
         index.snapshot = (snap.name, 0)
         return index

@@ -339,14 +339,18 @@ def servable(session: Session, slugs: Iterable[str], today: date | None = None) 
     if not slugs:
         return {}
     today = today or beijing_today()
+    # status is checked below, not in SQL: with it in the WHERE clause SQLite picks the status index (which matches
+    # nearly every row) over the unique slug index and scans the table - 10 ms per question at 100k entries
     rows = session.execute(
-        select(KBEntry.slug, KBEntry.expires_on, KBEntryVersion.version, KBEntryVersion.content)
+        select(KBEntry.slug, KBEntry.status, KBEntry.expires_on, KBEntryVersion.version, KBEntryVersion.content)
         .join(KBEntryVersion, and_(KBEntryVersion.entry_id == KBEntry.id,
                                    KBEntryVersion.version == KBEntry.published_version))
-        .where(KBEntry.slug.in_(slugs), KBEntry.status == "published")
+        .where(KBEntry.slug.in_(slugs))
     ).all()
     out = {}
-    for slug, current_expiry, version, content in rows:
+    for slug, status, current_expiry, version, content in rows:
+        if status != "published":
+            continue
         published = from_json(content)
         expiry = published.get("expires_on")
         if (expiry is not None and expiry < today) or (current_expiry is not None and current_expiry < today):
@@ -356,20 +360,25 @@ def servable(session: Session, slugs: Iterable[str], today: date | None = None) 
     return out
 
 
+def _published_rows(session: Session, slugs: Iterable[str] | None):
+    """(slug, published version, current expires_on, published content) of published entries (all, or the given
+    ones - then looked up by the slug index, status checked here; see :func:`servable`)."""
+    stmt = (select(KBEntry.slug, KBEntry.status, KBEntry.published_version, KBEntry.expires_on,
+                   KBEntryVersion.content)
+            .join(KBEntryVersion, and_(KBEntryVersion.entry_id == KBEntry.id,
+                                       KBEntryVersion.version == KBEntry.published_version)))
+    stmt = stmt.where(KBEntry.slug.in_(list(slugs))) if slugs is not None else stmt.where(KBEntry.status == "published")
+    return [(slug, version, expiry, content) for slug, status, version, expiry, content in session.execute(stmt).all()
+            if status == "published"]
+
+
 def published_state(session: Session, today: date | None = None,
                     slugs: Iterable[str] | None = None) -> dict[str, int]:
     """slug -> published version of every entry (or of the given ones) that may be served today: what the index
     should hold."""
     today = today or beijing_today()
-    stmt = (select(KBEntry.slug, KBEntry.published_version, KBEntry.expires_on, KBEntryVersion.content)
-            .join(KBEntryVersion, and_(KBEntryVersion.entry_id == KBEntry.id,
-                                       KBEntryVersion.version == KBEntry.published_version))
-            .where(KBEntry.status == "published"))
-    if slugs is not None:
-        stmt = stmt.where(KBEntry.slug.in_(list(slugs)))
-    rows = session.execute(stmt).all()
     out = {}
-    for slug, version, current_expiry, content in rows:
+    for slug, version, current_expiry, content in _published_rows(session, slugs):
         expiry = content.get("expires_on")
         if (expiry and date.fromisoformat(expiry) < today) or (current_expiry is not None and current_expiry < today):
             continue
@@ -379,13 +388,7 @@ def published_state(session: Session, today: date | None = None,
 
 def published_contents(session: Session, slugs: Iterable[str] | None = None) -> dict[str, tuple[int, dict[str, Any]]]:
     """slug -> (published version, content) of published entries (all, or the given ones)."""
-    stmt = (select(KBEntry.slug, KBEntryVersion.version, KBEntryVersion.content)
-            .join(KBEntryVersion, and_(KBEntryVersion.entry_id == KBEntry.id,
-                                       KBEntryVersion.version == KBEntry.published_version))
-            .where(KBEntry.status == "published"))
-    if slugs is not None:
-        stmt = stmt.where(KBEntry.slug.in_(list(slugs)))
-    return {slug: (version, from_json(content)) for slug, version, content in session.execute(stmt).all()}
+    return {slug: (version, from_json(content)) for slug, version, _, content in _published_rows(session, slugs)}
 
 
 def pending_drafts(session: Session, limit: int = 500) -> list[KBEntry]:

@@ -17,6 +17,7 @@ import logging
 import os
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import date
@@ -37,10 +38,11 @@ from knowledge_base.text import normalise
 
 logger = logging.getLogger(__name__)
 
-CONTENT_SCHEMA = 1  # bump when what is embedded/tokenised per entry changes: ensure-index then rebuilds
+CONTENT_SCHEMA = 2  # bump when what is embedded/tokenised per entry changes: ensure-index then rebuilds
 FETCH_DEPTH = 10  # candidates fetched from the database per question (the best servable ones are used)
 MAX_QUESTION_CHARS = 500
 EMBED_BATCH = 64
+QUERY_CACHE_SIZE = 4096
 
 
 @dataclass(frozen=True)
@@ -93,7 +95,8 @@ _PASSAGE_CACHE_MAX = 200_000
 class KnowledgeBase:
     def __init__(self, index_dir: Path | str | None = None, encoder_dir: Path | str | None = None,
                  sessions: sessionmaker[Session] | None = None, config: RetrievalConfig | None = None,
-                 today: Callable[[], date] | None = None, dense_kind: str = "auto", embedder: Any = None) -> None:
+                 today: Callable[[], date] | None = None, dense_kind: str = "auto", embedder: Any = None,
+                 query_threads: int | None = 1) -> None:
         from core.config import get_settings
 
         settings = get_settings()
@@ -104,8 +107,11 @@ class KnowledgeBase:
         self.today = today or repository.beijing_today
         self.dense_kind = dense_kind
         self._embedder = embedder
+        self.query_threads = query_threads
+        self._query_cache: OrderedDict[bytes, np.ndarray] = OrderedDict()
         self._index: KBIndex | None = None
-        self._lock = threading.RLock()
+        self._lock = threading.RLock()  # guards the in-memory index (search vs. update/reload)
+        self._load_lock = threading.Lock()
         self._current_stat: tuple[int, int] | None = None
         self._draft_vectors: dict[tuple[str, int], tuple[IndexedEntry, np.ndarray, np.ndarray]] = {}
 
@@ -135,11 +141,15 @@ class KnowledgeBase:
     def index(self) -> KBIndex:
         """The in-memory index; loaded on first use (built from the database if none is persisted yet)."""
         if self._index is None:
-            with self._lock:
+            # not self._lock: building takes the writer lock and then self._lock (sync's order); holding self._lock
+            # here first could deadlock against a concurrent sync
+            with self._load_lock:
                 if self._index is None:
                     try:
-                        self._index = KBIndex.load(self.index_dir)
-                        self._current_stat = self._stat_current()
+                        index = KBIndex.load(self.index_dir)
+                        with self._lock:
+                            self._index = index
+                            self._current_stat = self._stat_current()
                     except (FileNotFoundError, IndexFormatError):
                         self.ensure_index()
         assert self._index is not None
@@ -169,6 +179,35 @@ class KnowledgeBase:
         if changed:
             logger.info("knowledge-base index reloaded", extra={"snapshot": self._index.snapshot})
         return changed
+
+    def embed_query(self, question: str) -> np.ndarray:
+        """The question's vector, computed with ``query_threads`` torch threads in this thread.
+
+        One short text gains nothing from intra-op parallelism and loses a lot when the cores are busy: measured
+        p50 21 ms with one thread vs 171 ms with two on this project's two-core machine under load (benchmarks/
+        kb_bench.py). OpenMP thread counts are per calling thread, so this does not affect batch encoders elsewhere.
+        Vectors of recent questions are kept in a small LRU keyed by a hash of the normalised text (hotline questions
+        repeat a lot); the text itself is not kept.
+        """
+        key = hashlib.sha256(normalise(question).encode("utf-8")).digest()
+        cached = self._query_cache.get(key)
+        if cached is not None:
+            self._query_cache.move_to_end(key)
+            return cached
+        import torch
+
+        previous = torch.get_num_threads()
+        if self.query_threads and previous != self.query_threads:
+            torch.set_num_threads(self.query_threads)
+        try:
+            vector = self.embedder.encode_queries([normalise(question)])[0]
+        finally:
+            if self.query_threads and previous != self.query_threads:
+                torch.set_num_threads(previous)
+        self._query_cache[key] = vector
+        if len(self._query_cache) > QUERY_CACHE_SIZE:
+            self._query_cache.popitem(last=False)
+        return vector
 
     def _embed_passages(self, texts: list[str]) -> np.ndarray:
         key_root = str(self.encoder_dir)
@@ -203,7 +242,7 @@ class KnowledgeBase:
         self.index  # load (or build) on first use
         self.maybe_reload()
         config = self.config
-        qvec = self.embedder.encode_queries([normalise(question)])[0] if config.mode != "lexical" else None
+        qvec = self.embed_query(question) if config.mode != "lexical" else None
         with self._lock:
             cands = HybridRetriever(self.index, None, config).candidates(question, query_vector=qvec)
         hits = cands.hits(config)
@@ -309,7 +348,7 @@ class KnowledgeBase:
                 del self._draft_vectors[key]
             overlay = [OverlayEntry(*self._draft_vectors[k]) for k in keys]
         config = self.config
-        qvec = self.embedder.encode_queries([normalise(question)])[0] if config.mode != "lexical" else None
+        qvec = self.embed_query(question) if config.mode != "lexical" else None
         with self._lock:
             cands = HybridRetriever(self.index, None, config).candidates(question, query_vector=qvec,
                                                                          overlay=overlay)

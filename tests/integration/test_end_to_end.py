@@ -33,6 +33,8 @@ def say(system: System, sender: str, text: str) -> list[str]:
 
 def answer_for(prompt: str) -> str:
     """What a citizen filing the demo complaint anonymously answers to each question of the intake form."""
+    if "核对" in prompt or "是否正确" in prompt:  # the read-back
+        return "嗯"
     if "保密" in prompt:
         return "不需要"
     if "电话" in prompt or "匿名" in prompt or "联系" in prompt:
@@ -41,7 +43,7 @@ def answer_for(prompt: str) -> str:
         return "朝阳区望京西园三区"
     if "发生了什么" in prompt or "具体情况" in prompt or "描述" in prompt:
         return "饭馆排油烟的管子正对着我家窗户，每天中午晚上呛得没法开窗"
-    return "对，没问题，提交吧"
+    return "嗯"
 
 
 def test_citizen_files_a_complaint_and_gets_a_work_order_number(system: System, agent_token: str):
