@@ -34,9 +34,12 @@ class TrainConfig:
     seed: int = 13
     # lexical component (character n-gram TF-IDF + linear SVM) fused with the encoder's logits
     lexical: bool = True
-    lexical_ngram: tuple[int, int] = (1, 3)
-    lexical_max_features: int = 120_000
-    lexical_C: float = 0.5
+    lexical_ngram: tuple[int, int] = (1, 2)
+    lexical_max_features: int | None = None
+    lexical_C: float = 1.0
+    shared_weight: float = 0.3       # weight of shared-data rows in the lexical component (the encoder's loss uses
+                                     # shared_loss_weight): the long formal messages should not swamp our short ones
+    shared_loss_weight: float = 1.0
     fusion_grid: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0, 3.0, 5.0)
     threads: int = 2
 

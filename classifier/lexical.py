@@ -35,7 +35,7 @@ def char_ngrams(text: str, lo: int, hi: int) -> list[tuple[str, int]]:
 class LexicalModel:
     """TF-IDF (sublinear tf, l2-normalised) over character ``ngram_range`` grams, linear SVM per head."""
 
-    def __init__(self, ngram_range: tuple[int, int] = (1, 3), min_df: int = 2, max_features: int | None = 120_000,
+    def __init__(self, ngram_range: tuple[int, int] = (1, 2), min_df: int = 2, max_features: int | None = None,
                  C: float = 1.0) -> None:
         self.ngram_range = (int(ngram_range[0]), int(ngram_range[1]))
         self.min_df = int(min_df)
@@ -43,12 +43,12 @@ class LexicalModel:
         self.C = float(C)
         self.vocab: dict[str, int] = {}
         self.idf = np.zeros(0, dtype=np.float32)
-        self.coef: dict[str, np.ndarray] = {}       # head -> (n_features, n_classes) float32
+        self.coef: dict[str, np.ndarray] = {}       # head -> (n_features, n_classes), float16 once loaded
         self.intercept: dict[str, np.ndarray] = {}  # head -> (n_classes,)
 
     # -- fitting ----------------------------------------------------------------------------------------------
     def fit(self, texts: list[str], targets: dict[str, np.ndarray], sizes: dict[str, int], *,
-            seed: int = 0) -> LexicalModel:
+            sample_weight: np.ndarray | None = None, seed: int = 0) -> LexicalModel:
         """``targets[head]`` holds class indices (-1 = unknown, skipped); ``sizes[head]`` the number of classes."""
         from sklearn.feature_extraction.text import TfidfVectorizer
         from sklearn.svm import LinearSVC
@@ -65,7 +65,8 @@ class LexicalModel:
             intercept = np.full(sizes[head], UNSEEN_MARGIN, dtype=np.float32)
             classes = np.unique(y[keep])
             if len(classes) >= 2:
-                svm = LinearSVC(C=self.C, random_state=seed).fit(X[keep], y[keep])
+                svm = LinearSVC(C=self.C, random_state=seed).fit(
+                    X[keep], y[keep], sample_weight=None if sample_weight is None else sample_weight[keep])
                 w = svm.coef_ if len(classes) > 2 else np.vstack([-svm.coef_, svm.coef_])
                 b = svm.intercept_ if len(classes) > 2 else np.array([-svm.intercept_[0], svm.intercept_[0]])
                 coef[:, classes] = w.T
@@ -100,7 +101,7 @@ class LexicalModel:
         for i, text in enumerate(texts):
             idx, val, _ = self.features(text)
             for h, coef in self.coef.items():
-                out[h][i] = (val @ coef[idx] if len(idx) else 0.0) + self.intercept[h]
+                out[h][i] = (val @ coef[idx].astype(np.float32) if len(idx) else 0.0) + self.intercept[h]
         return out
 
     # -- reasons ----------------------------------------------------------------------------------------------
@@ -110,7 +111,7 @@ class LexicalModel:
         idx, val, occ = features or self.features(text)
         if not len(idx):
             return []
-        contrib = dict(zip(idx.tolist(), (val * self.coef[head][idx, cls]).tolist()))
+        contrib = dict(zip(idx.tolist(), (val * self.coef[head][idx, cls].astype(np.float32)).tolist()))
         original = _WS.sub(" ", text)
         # the strongest supporting n-grams (two or more characters: single characters carry little meaning) ...
         best: dict[str, tuple[float, int, int]] = {}
@@ -163,6 +164,6 @@ class LexicalModel:
         with np.load(directory / "lexical.npz") as z:
             model.idf = z["idf"].astype(np.float32)
             for h in meta["heads"]:
-                model.coef[h] = z[f"coef__{h}"].astype(np.float32)
+                model.coef[h] = z[f"coef__{h}"]  # float16: half the memory, rows cast when used
                 model.intercept[h] = z[f"intercept__{h}"].astype(np.float32)
         return model

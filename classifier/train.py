@@ -226,6 +226,7 @@ def fit(rows: list[dict], encoder_dir: Path, cfg: TrainConfig, *, taxonomy: set 
     warmup = max(1, int(cfg.warmup_fraction * total_steps))
     weights = {h: float(cfg.head_weights.get(h, 1.0)) for h in heads}
     y_t = {h: torch.from_numpy(v) for h, v in y.items()}
+    row_weight = torch.from_numpy(np.where(is_shared, cfg.shared_loss_weight, 1.0).astype(np.float32))
     best = {"score": -1.0, "epoch": 0, "state": None}
     history = []
     step = 0
@@ -251,11 +252,15 @@ def fit(rows: list[dict], encoder_dir: Path, cfg: TrainConfig, *, taxonomy: set 
             logits = _head_forward(model, x, mask, n_frozen)
             loss = torch.zeros(())
             bt = torch.from_numpy(b)
+            sw = row_weight[bt]
             for h in heads:
                 target = y_t[h][bt]
-                if (target >= 0).any():
-                    loss = loss + weights[h] * F.cross_entropy(logits[h], target, ignore_index=-1,
-                                                               label_smoothing=cfg.label_smoothing)
+                labelled = target >= 0
+                if labelled.any():
+                    ce = F.cross_entropy(logits[h], target.clamp(min=0), reduction="none",
+                                         label_smoothing=cfg.label_smoothing)
+                    w = sw * labelled
+                    loss = loss + weights[h] * (ce * w).sum() / w.sum()
             optim.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(enc_params + head_params, 1.0)
@@ -306,7 +311,7 @@ def fit(rows: list[dict], encoder_dir: Path, cfg: TrainConfig, *, taxonomy: set 
         t0 = time.perf_counter()
         lexical = LexicalModel(cfg.lexical_ngram, 2, cfg.lexical_max_features, cfg.lexical_C).fit(
             [texts[i] for i in tr_idx], {h: y[h][tr_idx] for h in heads}, {h: labels.size(h) for h in heads},
-            seed=cfg.seed)
+            sample_weight=np.where(is_shared[tr_idx], cfg.shared_weight, 1.0), seed=cfg.seed)
         lex_dev = lexical.scores([texts[i] for i in dev_idx])
         log.info("lexical component: %d features in %.1f s", len(lexical.vocab), time.perf_counter() - t0)
     fusion, temperatures, dev_metrics = {}, {}, {}

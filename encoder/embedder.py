@@ -7,6 +7,7 @@ cosine similarity.
 """
 from __future__ import annotations
 
+import logging
 import threading
 import warnings
 from pathlib import Path
@@ -19,6 +20,8 @@ QUERY_PROMPT_NAME = "query"
 PASSAGE_PROMPT_NAME = "passage"
 DEFAULT_PROMPTS = {QUERY_PROMPT_NAME: "query: ", PASSAGE_PROMPT_NAME: "passage: "}
 
+log = logging.getLogger(__name__)
+
 
 class Embedder:
     """Encode texts into (n, 384) float32 L2-normalised vectors on the CPU.
@@ -30,10 +33,12 @@ class Embedder:
         quantize: opt-in dynamic int8 quantisation of the Linear layers (per-channel weights,
             ``torch.ao.quantization.quantize_dynamic``): about 2x faster for one short query, cosine to the float32
             vectors about 0.99 (see encoder/README.md) - mind that before using it for ranking.
+        bf16: opt-in bfloat16 weights and activations: about 1.4x faster on CPUs with AVX512-BF16/AMX, cosine to
+            float32 0.99998; ignored (with a warning) where the CPU lacks native bfloat16, which would be slower.
     """
 
     def __init__(self, path: str | Path, *, num_threads: int | None = None, batch_size: int = 32,
-                 quantize: bool = False) -> None:
+                 quantize: bool = False, bf16: bool = False) -> None:
         from sentence_transformers import SentenceTransformer
 
         self.path = Path(path)
@@ -45,6 +50,8 @@ class Embedder:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         self.batch_size = int(batch_size)
+        if quantize and bf16:
+            raise ValueError("choose quantize (int8) or bf16, not both")
         self.quantized = bool(quantize)
         model = SentenceTransformer(str(self.path), device="cpu")
         model.eval()
@@ -53,13 +60,21 @@ class Embedder:
             raise ValueError(f"{self.path}: config_sentence_transformers.json lacks the prompts {missing}")
         if quantize:
             model = _quantize_linear_int8(model)
+        self.bf16 = bool(bf16) and _cpu_has_native_bf16()
+        if bf16 and not self.bf16:
+            log.warning("encoder: this CPU has no native bfloat16 support; staying with float32")
+        if self.bf16:
+            model = model.to(torch.bfloat16)
         self._model = model
+        # One forward at a time: torch already spreads a forward over the cores, and concurrent forwards from
+        # several request threads would each start their own OpenMP team and oversubscribe a small CPU.
+        self._lock = threading.Lock()
         get_dim = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
         self.dim = int(get_dim())
         self.max_seq_length = int(model.max_seq_length)
 
     def __repr__(self) -> str:
-        return f"Embedder({str(self.path)!r}, dim={self.dim}, quantized={self.quantized})"
+        return f"Embedder({str(self.path)!r}, dim={self.dim}, quantized={self.quantized}, bf16={self.bf16})"
 
     def encode_queries(self, texts: Iterable[str]) -> np.ndarray:
         """Embed what users ask (``query: `` prefix). Returns float32 (n, dim), rows of unit length."""
@@ -86,7 +101,7 @@ class Embedder:
         prompt = self._model.prompts[prompt_name]
         # Longest first, so each batch pads to a similar length (as SentenceTransformer.encode does).
         order = sorted(range(len(items)), key=lambda i: -len(items[i]))
-        with torch.inference_mode():
+        with self._lock, torch.inference_mode():
             for start in range(0, len(items), self.batch_size):
                 rows = order[start : start + self.batch_size]
                 vectors = self._forward([items[i] for i in rows], prompt)
@@ -107,6 +122,13 @@ class Embedder:
                             show_progress_bar=False)
 
 
+def _cpu_has_native_bf16() -> bool:
+    try:
+        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
 def _quantize_linear_int8(model: torch.nn.Module) -> torch.nn.Module:
     from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
 
@@ -118,13 +140,13 @@ def _quantize_linear_int8(model: torch.nn.Module) -> torch.nn.Module:
                                 inplace=True)
 
 
-_CACHE: dict[tuple[str, bool], Embedder] = {}
+_CACHE: dict[tuple[str, bool, bool], Embedder] = {}
 _CACHE_LOCK = threading.Lock()
 
 
 def get_embedder(path: str | Path | None = None, *, num_threads: int | None = None,
-                 quantize: bool = False) -> Embedder:
-    """The process-wide :class:`Embedder` for ``path`` (loaded once per folder and quantisation setting).
+                 quantize: bool = False, bf16: bool = False) -> Embedder:
+    """The process-wide :class:`Embedder` for ``path`` (loaded once per folder and precision setting).
 
     Without ``path`` the folder and thread count come from ``core.config.get_settings()``
     (``JSJB_ENCODER_DIR`` / ``var/models/encoder``, ``JSJB_TORCH_THREADS``).
@@ -136,11 +158,11 @@ def get_embedder(path: str | Path | None = None, *, num_threads: int | None = No
         path = settings.resolved_encoder_dir
         if num_threads is None:
             num_threads = settings.torch_threads
-    key = (str(Path(path).resolve()), bool(quantize))
+    key = (str(Path(path).resolve()), bool(quantize), bool(bf16))
     with _CACHE_LOCK:
         embedder = _CACHE.get(key)
         if embedder is None:
-            embedder = Embedder(path, num_threads=num_threads, quantize=quantize)
+            embedder = Embedder(path, num_threads=num_threads, quantize=quantize, bf16=bf16)
             _CACHE[key] = embedder
         elif num_threads:
             torch.set_num_threads(int(num_threads))

@@ -244,7 +244,7 @@ class KBIndex:
         """Up to ``k`` entries by their best-matching phrasing (cosine), best first."""
         if not self.row_slug:
             return DenseHits([], [])
-        fetch = min(self.live_rows, max(k * 6, 48))
+        fetch = min(self.live_rows, max(k * 4, 48))  # entries have ~5 phrasings; rows of one entry cluster
         q = np.ascontiguousarray(query.reshape(1, -1), dtype=np.float32)
         # One query: OpenMP threads cost more than they save (measured 14 ms vs 2 ms per question for the flat
         # index on two busy cores). omp_set_num_threads applies to the calling thread, and torch shares the OpenMP

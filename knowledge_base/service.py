@@ -12,6 +12,7 @@ normalised, masked text.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -180,30 +181,37 @@ class KnowledgeBase:
             logger.info("knowledge-base index reloaded", extra={"snapshot": self._index.snapshot})
         return changed
 
-    def embed_query(self, question: str) -> np.ndarray:
-        """The question's vector, computed with ``query_threads`` torch threads in this thread.
+    @contextlib.contextmanager
+    def _few_threads(self):
+        """Run small encodes with ``query_threads`` torch threads in this thread.
 
-        One short text gains nothing from intra-op parallelism and loses a lot when the cores are busy: measured
-        p50 21 ms with one thread vs 171 ms with two on this project's two-core machine under load (benchmarks/
-        kb_bench.py). OpenMP thread counts are per calling thread, so this does not affect batch encoders elsewhere.
-        Vectors of recent questions are kept in a small LRU keyed by a hash of the normalised text (hotline questions
-        repeat a lot); the text itself is not kept.
+        One short text (a question, or the phrasings of the entry just published) gains nothing from intra-op
+        parallelism and loses a lot when the cores are busy: measured p50 21 ms with one thread vs 171 ms with two
+        for one question on this project's two-core machine under load. OpenMP thread counts belong to the calling
+        thread, so batch encoders elsewhere in the process keep theirs.
         """
+        import torch
+
+        previous = torch.get_num_threads()
+        change = bool(self.query_threads) and previous != self.query_threads
+        if change:
+            torch.set_num_threads(self.query_threads)
+        try:
+            yield
+        finally:
+            if change:
+                torch.set_num_threads(previous)
+
+    def embed_query(self, question: str) -> np.ndarray:
+        """The question's vector (``query:`` prompt). Vectors of recent questions are kept in a small LRU keyed by a
+        hash of the normalised text (hotline questions repeat a lot); the text itself is not kept."""
         key = hashlib.sha256(normalise(question).encode("utf-8")).digest()
         cached = self._query_cache.get(key)
         if cached is not None:
             self._query_cache.move_to_end(key)
             return cached
-        import torch
-
-        previous = torch.get_num_threads()
-        if self.query_threads and previous != self.query_threads:
-            torch.set_num_threads(self.query_threads)
-        try:
+        with self._few_threads():
             vector = self.embedder.encode_queries([normalise(question)])[0]
-        finally:
-            if self.query_threads and previous != self.query_threads:
-                torch.set_num_threads(previous)
         self._query_cache[key] = vector
         if len(self._query_cache) > QUERY_CACHE_SIZE:
             self._query_cache.popitem(last=False)
@@ -214,7 +222,11 @@ class KnowledgeBase:
         missing = [t for t in dict.fromkeys(texts) if (key_root, t) not in _PASSAGE_CACHE]
         for start in range(0, len(missing), EMBED_BATCH):
             chunk = missing[start:start + EMBED_BATCH]
-            vectors = self.embedder.encode_passages(chunk)
+            if len(missing) <= 16:  # a publish: few texts, latency matters
+                with self._few_threads():
+                    vectors = self.embedder.encode_passages(chunk)
+            else:
+                vectors = self.embedder.encode_passages(chunk)
             if len(_PASSAGE_CACHE) + len(chunk) > _PASSAGE_CACHE_MAX:
                 _PASSAGE_CACHE.clear()
             for text, vec in zip(chunk, vectors):

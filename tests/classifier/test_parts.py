@@ -49,7 +49,7 @@ def test_lexical_features_match_scikit_learn_and_reasons_are_phrases_of_the_text
     texts = ["饭馆油烟太大熏得没法开窗", "楼下饭馆油烟扰民", "暖气不热家里才十五度", "小区暖气不热", "公交车司机态度差",
              "公交车到站不停", "饭馆后厨油烟直排", "暖气片不热"]
     y = np.array([0, 0, 1, 1, 2, 2, 0, 1])
-    model = LexicalModel(min_df=1, max_features=None).fit(texts, {"h": y}, {"h": 4})
+    model = LexicalModel((1, 3), min_df=1, max_features=None).fit(texts, {"h": y}, {"h": 4})
     vec = TfidfVectorizer(analyzer="char", ngram_range=(1, 3), sublinear_tf=True, min_df=1).fit(texts)
     inv = {i: g for g, i in model.vocab.items()}
     for text in texts + ["饭馆油烟"]:

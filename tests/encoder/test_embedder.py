@@ -84,3 +84,24 @@ def test_fast_path_equals_sentence_transformers_encode(embedder):
         reference = embedder._model.encode(TEXTS, prompt_name=name, normalize_embeddings=True,
                                            convert_to_numpy=True, show_progress_bar=False)
         np.testing.assert_allclose(ours, reference, atol=1e-5)
+
+
+def test_bf16_embedder_is_nearly_lossless(encoder_dir, embedder):
+    fast = Embedder(encoder_dir, bf16=True)
+    if not fast.bf16:
+        pytest.skip("this CPU has no native bfloat16")
+    cos = (fast.encode_passages(TEXTS) * embedder.encode_passages(TEXTS)).sum(axis=1)
+    assert cos.min() > 0.999, cos
+    assert fast.encode_queries(TEXTS).dtype == np.float32
+    with pytest.raises(ValueError):
+        Embedder(encoder_dir, quantize=True, bf16=True)
+
+
+def test_concurrent_callers_get_correct_vectors(embedder):
+    from concurrent.futures import ThreadPoolExecutor
+
+    expected = embedder.encode_queries(TEXTS)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(lambda i: embedder.encode_queries([TEXTS[i % len(TEXTS)]])[0], range(24)))
+    for i, vector in enumerate(results):
+        np.testing.assert_allclose(vector, expected[i % len(TEXTS)], atol=2e-5)
