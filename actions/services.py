@@ -100,11 +100,11 @@ def _dispatch_call(fn):
 def _proposal(text: str):
     """The classifier's ModelProposal for ``text``, or None when no classifier is installed/trained."""
     try:
-        from classifier.service import predict
+        from classifier.service import load_classifier
     except ImportError:
         return None
     try:
-        return predict(text)
+        return load_classifier().predict(text)
     except Exception:  # a missing or broken model must not stop the intake
         logger.exception("classifier prediction failed; dispatching without a proposal")
         return None

@@ -149,7 +149,7 @@ class LexicalModel:
         for h in self.coef:
             arrays[f"coef__{h}"] = self.coef[h].astype(np.float16)
             arrays[f"intercept__{h}"] = self.intercept[h]
-        np.savez_compressed(directory / "lexical.npz", **arrays)
+        np.savez(directory / "lexical.npz", **arrays)  # uncompressed: loads in milliseconds
         (directory / "lexical.json").write_text(json.dumps(
             {"ngram_range": self.ngram_range, "min_df": self.min_df, "max_features": self.max_features, "C": self.C,
              "heads": list(self.coef)}), encoding="utf-8")

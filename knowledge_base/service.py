@@ -366,6 +366,37 @@ class KnowledgeBase:
                                                                          overlay=overlay)
         return self._decide(session, cands.hits(config), overlay_content, config)
 
+    # ------------------------------------------------------------------ editors' operations that change what is served
+
+    def publish(self, session: Session, slug: str, author: str, **kwargs: Any):
+        """Publish (repository.publish), commit, and make the entry servable at once (incremental index update)."""
+        entry, changed = repository.publish(session, slug, author, **kwargs)
+        session.commit()
+        if changed:
+            self.sync([slug], session)
+        return entry
+
+    def unpublish(self, session: Session, slug: str, author: str, **kwargs: Any):
+        entry, changed = repository.unpublish(session, slug, author, **kwargs)
+        session.commit()
+        if changed:
+            self.sync([slug], session)
+        return entry
+
+    def archive(self, session: Session, slug: str, author: str, **kwargs: Any):
+        entry, changed = repository.archive(session, slug, author, **kwargs)
+        session.commit()
+        if changed:
+            self.sync([slug], session)
+        return entry
+
+    def rollback(self, session: Session, slug: str, version: int, author: str, **kwargs: Any):
+        entry = repository.rollback(session, slug, version, author, **kwargs)
+        session.commit()
+        if entry.status == "published":
+            self.sync([slug], session)
+        return entry
+
     # ------------------------------------------------------------------ keeping the index in line
 
     def sync(self, slugs: Iterable[str], session: Session | None = None) -> dict[str, Any]:

@@ -58,6 +58,8 @@ class System:
             "JSJB_RASA_TRACKER_DB": os.environ.get("JSJB_RASA_TRACKER_DB", str(self.root / "var" / "rasa_tracker.db")),
             "RASA_CACHE_DIRECTORY": os.environ.get("RASA_CACHE_DIRECTORY", "/tmp/rasa-cache"),
             "TF_CPP_MIN_LOG_LEVEL": "2",
+            # Rasa and the services share the cores: spinning OpenMP threads collapse torch latency under contention
+            "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE"),
             **self.env,
         }
 

@@ -27,6 +27,7 @@ ENV = {**os.environ, "PYTHONPATH": str(ROOT), "RASA_TELEMETRY_ENABLED": "false",
        "JSJB_ENCODER_DIR": str(ROOT / "var" / "models" / "encoder"),
        "JSJB_CLASSIFIER_DIR": str(ROOT / "var" / "models" / "classifier")}
 SUMMARY = re.compile(r"(\d+) passed|(\d+) failed|(\d+) error")
+PYTEST_CLOSING = re.compile(r"^=*\s*(\d+ (passed|failed|skipped|errors?|deselected|xfailed|xpassed|warnings?)(, )?)+.* in [\d.]+s")
 
 
 def stage(title: str, cmd: list, cwd: Path = ROOT, env: dict | None = None) -> tuple[int, int, int]:
@@ -39,7 +40,7 @@ def stage(title: str, cmd: list, cwd: Path = ROOT, env: dict | None = None) -> t
     for line in proc.stdout:
         sys.stdout.write(line)
         tail = line
-        if line.startswith("=") and (" passed" in line or " failed" in line or " error" in line):
+        if PYTEST_CLOSING.match(line.strip()):
             for p, f, e in SUMMARY.findall(line):
                 passed += int(p or 0)
                 failed += int(f or 0) + int(e or 0)

@@ -99,6 +99,11 @@ def test_unpublish_and_archive_remove_the_entry_from_the_index(kb, session):
     assert kb.sync([RESIDENCE], session)["removed"] == [RESIDENCE]
     assert RESIDENCE not in kb.index
     assert kb.answer("居住证怎么办理").entry_id != RESIDENCE
+    # the service's wrappers commit and update the index in one call
+    kb.publish(session, RESIDENCE, "编辑乙")
+    assert RESIDENCE in kb.index and kb.answer("居住证怎么办理").entry_id == RESIDENCE
+    kb.archive(session, RESIDENCE, "编辑乙")
+    assert RESIDENCE not in kb.index and kb.answer("居住证怎么办理").entry_id != RESIDENCE
 
 
 def test_rollback_restores_the_old_text(kb, session):
