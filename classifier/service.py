@@ -191,7 +191,7 @@ class Classifier:
             quantize = bool(inference.get("quantize", False))
         model = HotlineClassifier(meta["config"], meta["num_layers"], {h: labels.size(h) for h in HEADS},
                                   word_dtype=torch.float16)  # fp16 table, looked-up rows cast to float32
-        model.load_state_dict(load_file(str(directory / "model.safetensors")))
+        model.load_state_dict(load_file(str(directory / "model.safetensors")), assign=True)  # no second copy
         model.eval()
         for p in model.parameters():
             p.requires_grad_(False)
