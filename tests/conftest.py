@@ -43,6 +43,8 @@ def db_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         yield url
         return
     if not postgres_reachable():
+        if os.environ.get("JSJB_REQUIRE_POSTGRES"):  # CI (.ci/run) guarantees the server: its absence is a failure
+            pytest.fail(f"PostgreSQL unreachable at {PG_URL} but JSJB_REQUIRE_POSTGRES is set")
         pytest.skip(f"PostgreSQL unreachable at {PG_URL}")
     schema = f"test_{uuid.uuid4().hex[:16]}"
     admin = create_engine(PG_URL)
