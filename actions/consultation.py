@@ -8,7 +8,7 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions import services
+from actions import buttons, services
 from actions.intake import idempotency_key
 from actions.slots import citizen_text, latest_intent
 
@@ -36,7 +36,7 @@ class ActionAnswerConsultation(Action):
             if in_form:
                 dispatcher.utter_message(text=text)
                 return events
-            dispatcher.utter_message(text=f"{text}\n{HELPFUL_QUESTION}")
+            dispatcher.utter_message(text=f"{text}\n{HELPFUL_QUESTION}", buttons=buttons.buttons(buttons.KB_FEEDBACK))
             await self._record_answered(tracker, question, result)
             return events + [SlotSet("kb_entry_id", result.entry_id), SlotSet("dialogue_stage", "kb_feedback")]
         if not result.available:
@@ -49,7 +49,7 @@ class ActionAnswerConsultation(Action):
         if in_form:
             dispatcher.utter_message(text=lead + "您的这个问题可以在本次登记完成后再单独反映。")
             return events
-        dispatcher.utter_message(text=f"{lead}{OFFER_FILE}")
+        dispatcher.utter_message(text=f"{lead}{OFFER_FILE}", buttons=buttons.buttons(buttons.OFFER_FILE))
         return events + [SlotSet("kb_entry_id", None), SlotSet("dialogue_stage", "offer_file")]
 
     @staticmethod
@@ -74,7 +74,7 @@ class ActionKbFeedback(Action):
             dispatcher.utter_message(response="utter_glad_helpful")
             return [SlotSet("dialogue_stage", None)]
         if stage == "kb_feedback" and intent == "deny":
-            dispatcher.utter_message(text=f"抱歉没能帮到您。{OFFER_FILE}")
+            dispatcher.utter_message(text=f"抱歉没能帮到您。{OFFER_FILE}", buttons=buttons.buttons(buttons.OFFER_FILE))
             return [SlotSet("dialogue_stage", "offer_file")]
         dispatcher.utter_message(response="utter_offer_declined")
         return [SlotSet("dialogue_stage", None), SlotSet("kb_question", None), SlotSet("kb_entry_id", None)]

@@ -12,6 +12,8 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import ActiveLoop, ConversationPaused, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
+from actions import buttons
+
 HANDOFF_MESSAGE = "好的，正在为您转接人工客服，请稍候。工作人员接入后会看到我们之前的对话，您不用重复说明；也可以直接拨打12345热线。"
 FALLBACK_HANDOFF_MESSAGE = "抱歉，我还是没能理解您的意思，现在为您转接人工客服，请稍候。"
 FALLBACK_MESSAGE = "抱歉，我没太明白您的意思。您可以换个说法，直接说说遇到的问题或想咨询的事情；需要人工服务请说“转人工”。"
@@ -56,5 +58,5 @@ class ActionFallback(Action):
         if consecutive_fallbacks(tracker) >= 2:
             dispatcher.utter_message(text=FALLBACK_HANDOFF_MESSAGE)
             return pause_events(tracker)
-        dispatcher.utter_message(text=FALLBACK_MESSAGE)
+        dispatcher.utter_message(text=FALLBACK_MESSAGE, buttons=buttons.buttons(buttons.HANDOFF))
         return []

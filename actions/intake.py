@@ -8,7 +8,7 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import ActiveLoop, FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions import services
+from actions import buttons, services
 from actions.slots import (
     INTAKE_SLOTS,
     intake_summary,
@@ -19,7 +19,8 @@ from actions.slots import (
 
 logger = logging.getLogger(__name__)
 
-CONFIRM_QUESTION = "以上信息是否正确？确认无误请回复“确认”；需要修改请直接告诉我，例如“地址是海淀区中关村大街1号”或“电话是139……”。"
+CONFIRM_QUESTION = ("以上信息是否正确？确认无误请回复“确认”；需要修改请直接告诉我，例如“地址是海淀区中关村大街1号”或“电话是139……”；"
+                    "不想提交了请回复“取消”。")
 ASK_WHAT_TO_CHANGE = "好的，请问哪一项需要修改？您可以直接说正确的内容，例如“地址是丰台区方庄芳城园一区”“电话是13912345678”，或者说“描述要改”。"
 
 
@@ -65,7 +66,8 @@ class ActionAskConfirmed(Action):
             dispatcher.utter_message(text=ASK_WHAT_TO_CHANGE)
             return []
         prefix = "好的，已为您更新。\n" if at_read_back and changed else ""
-        dispatcher.utter_message(text=f"{prefix}{intake_summary(_slots(tracker))}\n{CONFIRM_QUESTION}")
+        dispatcher.utter_message(text=f"{prefix}{intake_summary(_slots(tracker))}\n{CONFIRM_QUESTION}",
+                                 buttons=buttons.buttons(buttons.READ_BACK))
         return []
 
 

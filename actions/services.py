@@ -80,6 +80,57 @@ def _ensure_database() -> None:
         _ready = True
 
 
+_similarity = None
+_similarity_checked = False
+
+
+def repeat_similarity():
+    """The embedding similarity for repeat detection (art. 11(3)), one per process, or None when no encoder is
+    configured (then dispatch uses its character-bigram fallback). The model loads on the first comparison, i.e.
+    only when a citizen with earlier orders files again."""
+    global _similarity, _similarity_checked
+    if _similarity_checked:
+        return _similarity
+    with _ready_lock:
+        if not _similarity_checked:
+            try:
+                from core.config import get_settings
+                from dispatch.similarity import EmbeddingSimilarity
+
+                folder = get_settings().resolved_encoder_dir
+                if (folder / "config.json").exists():
+                    def encode(texts):
+                        from encoder.embedder import get_embedder
+
+                        return get_embedder().encode_queries(texts)
+
+                    _similarity = EmbeddingSimilarity(encode)
+                else:
+                    logger.info("no encoder at %s: repeat detection uses the lexical fallback", folder)
+            except Exception:  # repeat detection must never stop the intake
+                logger.exception("embedding similarity unavailable; repeat detection uses the lexical fallback")
+                _similarity = None
+            _similarity_checked = True
+    return _similarity
+
+
+class _SafeSimilarity:
+    """Wraps the embedding similarity: if the model fails at run time, that comparison falls back to the lexical one."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    def __call__(self, a: str, b: str) -> float:
+        try:
+            return self.inner(a, b)
+        except Exception:
+            logger.exception("embedding similarity failed; lexical fallback for this comparison")
+            from dispatch.routing import lexical_similarity
+
+            # put the lexical score on the embedding scale: its own threshold maps onto the embedding threshold
+            return lexical_similarity(a, b) * self.inner.threshold / 0.5
+
+
 def _dispatch_call(fn):
     """Run ``fn(DispatchService)`` in one session; domain errors become ServiceError."""
     from core.db import session_scope
@@ -87,9 +138,13 @@ def _dispatch_call(fn):
     from dispatch.service import DispatchService
 
     _ensure_database()
+    similarity = repeat_similarity()
     try:
         with session_scope() as session:
-            return fn(DispatchService(session))
+            if similarity is None:
+                return fn(DispatchService(session))
+            return fn(DispatchService(session, similarity=_SafeSimilarity(similarity),
+                                      similarity_threshold=similarity.threshold))
     except DispatchError as exc:
         raise ServiceError(exc.message_zh, getattr(exc, "code", "error")) from exc
 

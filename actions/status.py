@@ -8,7 +8,7 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions import services
+from actions import buttons, services
 
 logger = logging.getLogger(__name__)
 
@@ -29,11 +29,13 @@ class ActionCheckStatus(Action):
             status = await services.citizen_status(number, tail)
         except Exception:
             logger.exception("status query failed")
-            dispatcher.utter_message(text="抱歉，暂时无法查询工单进度，请稍后再试，或说“转人工”。")
+            dispatcher.utter_message(text="抱歉，暂时无法查询工单进度，请稍后再试，或说“转人工”。",
+                                     buttons=buttons.buttons(buttons.HANDOFF))
             return reset
         if status is None:
             dispatcher.utter_message(
-                text="未查到与该工单编号和电话后四位相匹配的工单，请核对后再试。如果是匿名反映的工单，请说“转人工”由工作人员帮您查询。"
+                text="未查到与该工单编号和电话后四位相匹配的工单，请核对后再试。如果是匿名反映的工单，请说“转人工”由工作人员帮您查询。",
+                buttons=buttons.buttons(buttons.HANDOFF),
             )
             return reset
         dispatcher.utter_message(text=services.describe_status(status) + "还有其他需要帮忙的吗？")

@@ -58,6 +58,22 @@ _CLEAR_ON = [
 ]
 
 
+# "5号楼", "3号院", "10号线": a number + 号 that is part of a place, not a day of the month
+_PLACE_AFTER_DAY = re.compile(r"^\s*(楼|院|线|栋|幢|门|单元|室|地块|公寓)")
+
+
+def _part_of_address(entity: Dict[str, Any], tracker: Tracker) -> bool:
+    """A date_time entity inside an address entity's span, or followed by a building/line word ("5号楼")."""
+    start, end = entity.get("start"), entity.get("end")
+    if start is None or end is None:
+        return False
+    for place in latest_entities(tracker, "address"):
+        if place.get("start") is not None and place["start"] <= start and end <= place.get("end", -1):
+            return True
+    text = normalized_text(tracker)
+    return bool(_PLACE_AFTER_DAY.match(text[end:end + 4])) if end <= len(text) else False
+
+
 def mostly_value(text: str) -> bool:
     """The message is essentially a number ("5678", "电话13812345678", "单号20261122-000123")."""
     return len(re.sub(r"[0-9\-\s+,.:()]", "", text or "")) <= 6
@@ -230,7 +246,7 @@ class ValidateIntakeForm(FormValidationAction):
     async def extract_occurred_at(self, dispatcher, tracker, domain) -> Dict[Text, Any]:
         if self._blocked(tracker):
             return {}
-        found = latest_entities(tracker, "date_time")
+        found = [e for e in latest_entities(tracker, "date_time") if not _part_of_address(e, tracker)]
         if not found:
             return {"occurred_at": None} if "occurred_at" in self._correction_clears(tracker) else {}
         parts = []

@@ -77,6 +77,12 @@ def create_app() -> FastAPI:
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
+    @app.get("/editor", include_in_schema=False)
+    async def editor_page() -> FileResponse:
+        # the knowledge-base editors' page (plain HTML/JS over /api/kb, token pasted by the editor)
+        return FileResponse(STATIC_DIR / "editor.html", media_type="text/html; charset=utf-8",
+                            headers={"Cache-Control": "no-cache"})
+
     @app.get("/", include_in_schema=False)
     async def chat_page(request: Request) -> HTMLResponse:
         settings = get_settings()

@@ -105,6 +105,9 @@ def run(argv: list[str] | None, tmp: Path) -> int:
     args = parser.parse_args(argv)
     sizes = sorted(int(s) for s in args.sizes.split(","))
 
+    # the benchmark's database and index go to ``tmp``; the encoder stays where the configured data folder has it
+    os.environ.setdefault("JSJB_ENCODER_DIR",
+                          str(Path(os.environ.get("JSJB_DATA_DIR", ROOT / "var")) / "models" / "encoder"))
     os.environ.setdefault("JSJB_DATA_DIR", str(tmp))
     import faiss
     import torch

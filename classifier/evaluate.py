@@ -27,9 +27,9 @@ import numpy as np
 from .calibration import reliability, softmax
 from .config import TrainConfig
 from .data import SHARED_SPLIT_SEED, SHARED_TEST_SIZE, load_corpus, rows_fingerprint
-from .labels import HEADS, split_l2_key
+from .labels import HEADS
 from .service import Classifier
-from .train import config_from_args, fit, gather_rows, save_model
+from .train import common_inputs, fit, gather_rows, save_model
 
 log = logging.getLogger("classifier.evaluate")
 TARGETS = {"shared_accuracy": 0.93, "shared_margin_over_baseline": 0.03, "ours_macro_f1_type": 0.90,
@@ -110,8 +110,11 @@ def head_metrics(y_true: list[str], scores: np.ndarray, classes: list[str], prob
     return out
 
 
-def _l2_names(clf: Classifier) -> list[str]:
-    return [split_l2_key(k)[1] for k in clf.labels.labels["category_l2"]]
+def truth_labels(rows: list[dict], head: str) -> list[str]:
+    """The rows' labels for ``head`` ("" = unknown); second level as ``l1/l2`` keys (names alone are ambiguous: 其他)."""
+    if head == "category_l2":
+        return [f"{r['category_l1']}/{r['category_l2'].split('/')[-1]}" if r.get("category_l2") else "" for r in rows]
+    return [r.get(head) or "" for r in rows]
 
 
 def evaluate_model(clf: Classifier, rows: list[dict], heads: list[str], worst: int = 15) -> dict:
@@ -123,10 +126,7 @@ def evaluate_model(clf: Classifier, rows: list[dict], heads: list[str], worst: i
     out = {"seconds_per_text": seconds / max(1, len(texts))}
     for h in heads:
         classes = clf.labels.labels[h]
-        truth = [r.get(h) or "" for r in rows]
-        if h == "category_l2":  # compare as l1/l2 keys; names alone are ambiguous (其他)
-            truth = [f"{r['category_l1']}/{r['category_l2'].split('/')[-1]}" if r.get("category_l2") else ""
-                     for r in rows]
+        truth = truth_labels(rows, h)
         m = head_metrics(truth, probs[h], classes, probs[h], texts, worst)
         raw = softmax(fused[h])
         keep = [i for i, v in enumerate(truth) if v in classes]
@@ -144,10 +144,7 @@ def evaluate_baseline(base: Baseline, rows: list[dict], heads: list[str], label_
         if h not in base.models:
             continue
         classes = label_lists[h]
-        truth = [r.get(h) or "" for r in rows]
-        if h == "category_l2":
-            truth = [f"{r['category_l1']}/{r['category_l2'].split('/')[-1]}" if r.get("category_l2") else ""
-                     for r in rows]
+        truth = truth_labels(rows, h)
         out[h] = head_metrics(truth, base.scores(texts, h, classes), classes)
     return out
 
@@ -269,17 +266,21 @@ def run(report_dir: Path, encoder_dir: Path, cfg: TrainConfig, *, model_dir: Pat
     base = Baseline().fit([r["text"] for r in rows], baseline_labels(rows, heads))
     ours = {"rows": len(test_rows), "model": evaluate_model(clf, test_rows, heads),
             "baseline": evaluate_baseline(base, test_rows, heads, clf.labels.labels)}
-    q = Classifier.load(Path(report["default_model"]["dir"]), quantize=True)
-    qprobs = q.probabilities([r["text"] for r in test_rows])
-    fprobs = clf.probabilities([r["text"] for r in test_rows])
-    ours["int8_agreement"] = {h: float((qprobs[h].argmax(1) == fprobs[h].argmax(1)).mean()) for h in heads}
-    ours["int8_accuracy"] = {}
-    for h in heads:
-        truth = [r.get(h) or "" for r in test_rows]
-        if h == "category_l2":
-            truth = [f"{r['category_l1']}/{r['category_l2'].split('/')[-1]}" if r.get("category_l2") else ""
-                     for r in test_rows]
-        ours["int8_accuracy"][h] = head_metrics(truth, qprobs[h], clf.labels.labels[h])["accuracy"]
+    # the served backend (above) against the float32 PyTorch model and PyTorch's own dynamic int8
+    texts = [r["text"] for r in test_rows]
+    served = clf.probabilities(texts)
+    ours["backend"] = clf.backend
+    ours["backends"] = {}
+    for backend in ("torch", "torch-int8"):
+        if backend == clf.backend:
+            continue
+        other = Classifier.load(Path(report["default_model"]["dir"]), backend=backend).probabilities(texts)
+        entry = {}
+        for h in heads:
+            truth = truth_labels(test_rows, h)
+            entry[h] = {"accuracy": head_metrics(truth, other[h], clf.labels.labels[h])["accuracy"],
+                        "top1_agreement_with_served": float((other[h].argmax(1) == served[h].argmax(1)).mean())}
+        ours["backends"][backend] = entry
     report["test_sets"]["ours"] = ours
 
     # 2. the shared real data: 80 % (+ our corpus) -> 20 %
@@ -288,6 +289,8 @@ def run(report_dir: Path, encoder_dir: Path, cfg: TrainConfig, *, model_dir: Pat
         print(f"training the split model (80 % shared + our corpus: {len(rows_s)} rows)", file=sys.stderr,
               flush=True)
         clf_s, info_s = fit(rows_s, encoder_dir, cfg, taxonomy=taxonomy, version_tag="-split80")
+        save_model(clf_s, info_s, report_dir / "model-split80", encoder_dir, imports_s)
+        clf_s = Classifier.load(report_dir / "model-split80")  # scored as served (same backend as the default)
         base_s = Baseline().fit([r["text"] for r in rows_s], baseline_labels(rows_s, ["category_l1"]))
         report["test_sets"]["shared"] = {
             "rows": len(shared_test), "split": {"test_size": SHARED_TEST_SIZE, "seed": SHARED_SPLIT_SEED,
@@ -375,10 +378,12 @@ def render_markdown(r: dict) -> str:
             if b:
                 L.append(f"| {h} | baseline | {f(b['accuracy'])} | {f(b['macro_f1'])} | {f(b['top3_accuracy'])} "
                          "| – | – |")
-        if name == "ours" and "int8_accuracy" in ts:
-            L += ["", "int8-quantised encoder: accuracy " + ", ".join(
-                f"{h} {f(a)}" for h, a in ts["int8_accuracy"].items()) + "; top-1 agreement with float32 " +
-                ", ".join(f"{h} {f(a)}" for h, a in ts["int8_agreement"].items()) + "."]
+        if name == "ours" and "backends" in ts:
+            L += ["", f"Served backend: **{ts['backend']}**. Other backends of the same weights:", ""]
+            for b, entry in ts["backends"].items():
+                L.append(f"- {b}: accuracy " + ", ".join(f"{h} {f(e['accuracy'])}" for h, e in entry.items())
+                         + "; top-1 agreement with the served backend " + ", ".join(
+                             f"{h} {f(e['top1_agreement_with_served'])}" for h, e in entry.items()))
         for h, m in ts["model"].items():
             if not isinstance(m, dict) or h == "category_l2":
                 continue
@@ -409,14 +414,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    cfg = config_from_args(args)
-    encoder_dir = args.encoder
-    if encoder_dir is None:
-        from core.config import get_settings
-
-        encoder_dir = get_settings().resolved_encoder_dir
-    shared = None if str(args.shared_data).lower() == "none" else (
-        "default" if args.shared_data == "default" else Path(args.shared_data))
+    cfg, encoder_dir, shared = common_inputs(args)
     report = run(args.report_dir, encoder_dir, cfg, model_dir=args.model_dir, shared=shared, retrain=args.retrain)
     print(json.dumps({k: round(c["value"], 4) if c["value"] is not None else None
                       for k, c in report["checks"].items()}, ensure_ascii=False))

@@ -11,6 +11,7 @@ import json
 import math
 import re
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -32,12 +33,80 @@ def char_ngrams(text: str, lo: int, hi: int) -> list[tuple[str, int]]:
     return out
 
 
+WORD_PREFIX = "\x01"  # vocabulary keys of word n-grams (never collide with character n-grams)
+_ONLY_PUNCT = re.compile(r"^[\W_]+$")
+
+
+def word_ngrams(text: str, lo: int, hi: int) -> list[str]:
+    """Word ``lo``–``hi``-grams of ``text`` (jieba, lower-cased; punctuation tokens dropped) as vocabulary keys."""
+    jieba = _jieba()
+    if not jieba:
+        raise RuntimeError("word features need jieba")
+    words = [w for w in jieba.lcut(_WS.sub(" ", text.lower())) if w.strip() and not _ONLY_PUNCT.match(w)]
+    return [WORD_PREFIX + " ".join(words[i:i + n]) for n in range(lo, hi + 1) for i in range(len(words) - n + 1)]
+
+
+@dataclass(frozen=True)
+class Features:
+    """One text's TF-IDF row (``idx``, ``val``) and its candidate reason n-grams (feature, start, length, value)."""
+
+    original: str
+    idx: np.ndarray
+    val: np.ndarray
+    occ_feature: np.ndarray
+    occ_start: np.ndarray
+    occ_len: np.ndarray
+    occ_value: np.ndarray
+    cache: dict = field(default_factory=dict, compare=False, repr=False)
+
+    def words(self) -> np.ndarray | None:
+        if "words" not in self.cache:
+            self.cache["words"] = word_spans(self.original)
+        return self.cache["words"]
+
+
+_JIEBA = None
+
+
+def _jieba():
+    """The jieba module, initialised once; ``False`` when it cannot be used."""
+    global _JIEBA
+    if _JIEBA is None:
+        try:
+            import logging
+
+            import jieba
+
+            jieba.setLogLevel(logging.WARNING)
+            jieba.initialize()
+            _JIEBA = jieba
+        except Exception:  # noqa: BLE001 - any failure: fall back to n-gram phrases
+            _JIEBA = False
+    return _JIEBA
+
+
+def word_spans(text: str) -> np.ndarray | None:
+    """(start, end) of the words of two or more characters in ``text`` (jieba), ``None`` without jieba.
+
+    Words never contain punctuation; spans index the whitespace-normalised text the n-gram starts refer to.
+    """
+    if _jieba() is False:
+        return None
+    spans = [(s, e) for w, s, e in _JIEBA.tokenize(text, HMM=False)
+             if e - s >= 2 and not _PUNCT.search(w) and not _ONLY_SYMBOLS.match(w)]
+    return np.array(spans, dtype=np.int64).reshape(-1, 2)
+
+
 class LexicalModel:
-    """TF-IDF (sublinear tf, l2-normalised) over character ``ngram_range`` grams, linear SVM per head."""
+    """TF-IDF (sublinear tf, l2-normalised) over character ``ngram_range`` grams, linear SVM per head.
+
+    ``word_ngram`` (lo, hi) with hi > 0 adds jieba word n-grams to the same TF-IDF row (one vocabulary, one norm).
+    """
 
     def __init__(self, ngram_range: tuple[int, int] = (1, 2), min_df: int = 2, max_features: int | None = None,
-                 C: float = 1.0) -> None:
+                 C: float = 1.0, word_ngram: tuple[int, int] = (0, 0)) -> None:
         self.ngram_range = (int(ngram_range[0]), int(ngram_range[1]))
+        self.word_ngram = (int(word_ngram[0]), int(word_ngram[1]))
         self.min_df = int(min_df)
         self.max_features = max_features
         self.C = float(C)
@@ -53,8 +122,13 @@ class LexicalModel:
         from sklearn.feature_extraction.text import TfidfVectorizer
         from sklearn.svm import LinearSVC
 
-        vec = TfidfVectorizer(analyzer="char", ngram_range=self.ngram_range, sublinear_tf=True, min_df=self.min_df,
-                              max_features=self.max_features, dtype=np.float32)
+        analyzer = "char"
+        if self.word_ngram[1] > 0:  # character n-grams exactly as analyzer="char", plus word n-grams
+            def analyzer(text: str) -> list[str]:
+                return [g for g, _ in char_ngrams(text, *self.ngram_range)] + word_ngrams(text, *self.word_ngram)
+        vec = TfidfVectorizer(analyzer=analyzer, sublinear_tf=True, min_df=self.min_df,
+                              max_features=self.max_features, dtype=np.float32,
+                              **({"ngram_range": self.ngram_range} if analyzer == "char" else {}))
         X = vec.fit_transform(texts)
         self.vocab = {k: int(v) for k, v in vec.vocabulary_.items()}
         self.idf = vec.idf_.astype(np.float32)
@@ -78,51 +152,97 @@ class LexicalModel:
         return self
 
     # -- features ---------------------------------------------------------------------------------------------
-    def features(self, text: str) -> tuple[np.ndarray, np.ndarray, list[tuple[int, int, int]]]:
-        """Sparse TF-IDF row (indices, values) and occurrences ``(feature, start, length)``."""
+    def features(self, text: str) -> Features:
+        """The sparse TF-IDF row of ``text`` and the n-gram occurrences that can serve as reasons."""
         counts: Counter[int] = Counter()
-        occ = []
+        occ_feature, occ_start, occ_len = [], [], []
+        original = _WS.sub(" ", text)
         for gram, start in char_ngrams(text, *self.ngram_range):
             j = self.vocab.get(gram)
-            if j is not None:
-                counts[j] += 1
-                occ.append((j, start, len(gram)))
+            if j is None:
+                continue
+            counts[j] += 1
+            if len(gram) >= 2 and not _PUNCT.search(gram) and not _ONLY_SYMBOLS.match(gram):
+                occ_feature.append(j)
+                occ_start.append(start)
+                occ_len.append(len(gram))
+        if self.word_ngram[1] > 0:  # word n-grams count in the row; reasons come from the character n-grams
+            for key in word_ngrams(text, *self.word_ngram):
+                j = self.vocab.get(key)
+                if j is not None:
+                    counts[j] += 1
         if not counts:
-            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32), occ
+            return Features(original, np.zeros(0, np.int64), np.zeros(0, np.float32), np.zeros(0, np.int64),
+                            np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32))
         idx = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))
         tf = np.fromiter((1.0 + math.log(c) for c in counts.values()), dtype=np.float32, count=len(counts))
         val = tf * self.idf[idx]
         val /= max(float(np.linalg.norm(val)), 1e-12)
-        return idx, val, occ
+        value_of = dict(zip(idx.tolist(), val.tolist()))
+        occ_feature_a = np.array(occ_feature, dtype=np.int64)
+        occ_value = np.array([value_of[j] for j in occ_feature], dtype=np.float32)
+        return Features(original, idx, val, occ_feature_a, np.array(occ_start, dtype=np.int64),
+                        np.array(occ_len, dtype=np.int64), occ_value)
 
-    def scores(self, texts: list[str]) -> dict[str, np.ndarray]:
-        """Decision values per head: ``{head: (n, n_classes)}``."""
-        out = {h: np.zeros((len(texts), c.shape[1]), dtype=np.float32) for h, c in self.coef.items()}
-        for i, text in enumerate(texts):
-            idx, val, _ = self.features(text)
+    def scores(self, texts: list[str] | None = None, features: list[Features] | None = None) -> dict[str, np.ndarray]:
+        """Decision values per head: ``{head: (n, n_classes)}`` (pass ``features`` already computed to reuse them)."""
+        feats = features if features is not None else [self.features(t) for t in texts or []]
+        out = {h: np.zeros((len(feats), c.shape[1]), dtype=np.float32) for h, c in self.coef.items()}
+        for i, f in enumerate(feats):
             for h, coef in self.coef.items():
-                out[h][i] = (val @ coef[idx].astype(np.float32) if len(idx) else 0.0) + self.intercept[h]
+                out[h][i] = (f.val @ coef[f.idx].astype(np.float32) if len(f.idx) else 0.0) + self.intercept[h]
         return out
 
     # -- reasons ----------------------------------------------------------------------------------------------
     def phrases(self, text: str, head: str, cls: int, k: int = 3, max_len: int = 6,
-                features: tuple | None = None) -> list[str]:
-        """The ≤ ``k`` phrases of ``text`` that most support class ``cls`` of ``head`` (strongest first)."""
-        idx, val, occ = features or self.features(text)
-        if not len(idx):
+                features: Features | None = None) -> list[str]:
+        """The ≤ ``k`` phrases of ``text`` that most support class ``cls`` of ``head`` (strongest first).
+
+        An n-gram occurrence (two or more characters, no punctuation) supports the class by its TF-IDF value times
+        the class weight; the strongest distinct n-grams are merged where they overlap into phrases.
+        """
+        f = features if features is not None else self.features(text)
+        if not len(f.occ_feature):
             return []
-        contrib = dict(zip(idx.tolist(), (val * self.coef[head][idx, cls].astype(np.float32)).tolist()))
-        original = _WS.sub(" ", text)
-        # the strongest supporting n-grams (two or more characters: single characters carry little meaning) ...
-        best: dict[str, tuple[float, int, int]] = {}
-        for j, start, n in occ:
-            c = contrib.get(j, 0.0)
-            gram = original[start:start + n]
-            if (n >= 2 and c > 0 and not _PUNCT.search(gram) and not _ONLY_SYMBOLS.match(gram)
-                    and (gram not in best or best[gram][0] < c)):
-                best[gram] = (c, start, start + n)
-        top = sorted(best.values(), reverse=True)[: 2 * k]
-        # ... merged where they overlap into phrases, ranked by their summed support
+        contrib = f.occ_value * self.coef[head][f.occ_feature, cls].astype(np.float32)
+        words = f.words()
+        if words is not None:
+            return self._word_phrases(f, contrib, words, k)
+        return self._ngram_phrases(f, contrib, k, max_len)
+
+    @staticmethod
+    def _word_phrases(f: Features, contrib: np.ndarray, words: np.ndarray, k: int) -> list[str]:
+        """Words (jieba) scored by the support of the n-grams inside them."""
+        if not len(words):
+            return []
+        w = np.searchsorted(words[:, 0], f.occ_start, side="right") - 1
+        inside = (w >= 0) & (f.occ_start + f.occ_len <= words[np.clip(w, 0, None), 1])
+        score = np.zeros(len(words), dtype=np.float64)
+        np.add.at(score, w[inside], contrib[inside])
+        out: list[str] = []
+        for i in np.argsort(-score, kind="stable"):
+            if score[i] <= 0 or len(out) >= k:
+                break
+            word = f.original[int(words[i, 0]):int(words[i, 1])]
+            if word not in out:
+                out.append(word)
+        return out
+
+    @staticmethod
+    def _ngram_phrases(f: Features, contrib: np.ndarray, k: int, max_len: int) -> list[str]:
+        """Without a word segmenter: the strongest distinct n-grams, merged where they overlap."""
+        order = np.argsort(-contrib, kind="stable")
+        top: list[tuple[float, int, int]] = []
+        seen: set[str] = set()
+        for o in order[: 8 * k]:
+            c = float(contrib[o])
+            if c <= 0 or len(top) >= 2 * k:
+                break
+            s, e = int(f.occ_start[o]), int(f.occ_start[o] + f.occ_len[o])
+            gram = f.original[s:e]
+            if gram not in seen:
+                seen.add(gram)
+                top.append((c, s, e))
         spans: list[list[float]] = []
         for c, s, e in sorted(top, key=lambda t: t[1]):
             if spans and s < spans[-1][2] and e - spans[-1][1] <= max_len:
@@ -132,7 +252,7 @@ class LexicalModel:
                 spans.append([c, s, e])
         out: list[str] = []
         for _, s, e in sorted(spans, reverse=True):
-            phrase = original[int(s):int(e)].strip(" ，。,.!?！？、；;：:（）()“”\"'")
+            phrase = f.original[int(s):int(e)].strip(" ，。,.!?！？、；;：:（）()“”\"'")
             if len(phrase) >= 2 and phrase not in out:
                 out.append(phrase)
             if len(out) >= k:
@@ -151,14 +271,15 @@ class LexicalModel:
             arrays[f"intercept__{h}"] = self.intercept[h]
         np.savez(directory / "lexical.npz", **arrays)  # uncompressed: loads in milliseconds
         (directory / "lexical.json").write_text(json.dumps(
-            {"ngram_range": self.ngram_range, "min_df": self.min_df, "max_features": self.max_features, "C": self.C,
-             "heads": list(self.coef)}), encoding="utf-8")
+            {"ngram_range": self.ngram_range, "word_ngram": self.word_ngram, "min_df": self.min_df,
+             "max_features": self.max_features, "C": self.C, "heads": list(self.coef)}), encoding="utf-8")
 
     @classmethod
     def load(cls, directory: Path) -> LexicalModel:
         directory = Path(directory)
         meta = json.loads((directory / "lexical.json").read_text(encoding="utf-8"))
-        model = cls(tuple(meta["ngram_range"]), meta["min_df"], meta["max_features"], meta["C"])
+        model = cls(tuple(meta["ngram_range"]), meta["min_df"], meta["max_features"], meta["C"],
+                    tuple(meta.get("word_ngram", (0, 0))))
         vocab = json.loads((directory / "lexical_vocab.json").read_text(encoding="utf-8"))
         model.vocab = {g: i for i, g in enumerate(vocab)}
         with np.load(directory / "lexical.npz") as z:

@@ -14,7 +14,6 @@ rows with the same text (an agent's final choice is the newest truth). The merge
 """
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import sys
@@ -24,7 +23,7 @@ from .data import default_taxonomy_path, dedupe
 from .importer import ImportResult, validate_records, write_rows
 from .labels import L2_SEP, l2_key, load_taxonomy
 from .train import build_parser as train_parser
-from .train import config_from_args, fit, gather_rows, save_model
+from .train import train_from_args
 
 log = logging.getLogger("classifier.retrain")
 
@@ -87,25 +86,23 @@ def main(argv: list[str] | None = None) -> int:
     decisions = read_decision_files(args.decisions)
     if args.from_db:
         decisions += decisions_from_db(args.database_url)
-    cfg = config_from_args(args)
-    encoder_dir = args.encoder
-    if encoder_dir is None:
-        from core.config import get_settings
+    merged: dict = {}
+    extra: dict = {}
 
-        encoder_dir = get_settings().resolved_encoder_dir
-    shared = None if str(args.shared_data).lower() == "none" else (
-        "default" if args.shared_data == "default" else Path(args.shared_data))
-    rows, _, report = gather_rows(shared=shared, shared_part=args.shared_part if shared else "none",
-                                  extra=args.extra)
-    rows, res = merge_decisions(rows, decisions)
-    report.append(res.summary())
-    print(f"dispatch decisions: {len(res.rows)} of {res.total} rows accepted", file=sys.stderr)
-    for err in res.errors[:20]:
-        print(f"  {err}", file=sys.stderr)
-    clf, metrics = fit(rows, encoder_dir, cfg, taxonomy=load_taxonomy(default_taxonomy_path()) or None,
-                       version_tag="-fb")
-    metrics["feedback_rows"] = len(res.rows)
-    save_model(clf, metrics, args.out, encoder_dir, report, quantize=args.quantize)
+    def merge(rows: list[dict], report: list[dict]) -> list[dict]:
+        rows, res = merge_decisions(rows, decisions)
+        report.append(res.summary())
+        print(f"dispatch decisions: {len(res.rows)} of {res.total} rows accepted", file=sys.stderr)
+        for err in res.errors[:20]:
+            print(f"  {err}", file=sys.stderr)
+        merged["res"] = res
+        extra["feedback_rows"] = len(res.rows)
+        return rows
+
+    metrics = train_from_args(args, merge=merge, version_tag="-fb", extra_metrics=extra)
+    if metrics is None:
+        return 1
+    res = merged["res"]
     write_rows(res.rows, Path(args.out) / "feedback_rows.csv")
     print(json.dumps({"out": str(args.out), "model_version": metrics["model_version"],
                       "feedback_rows": len(res.rows), "rows": metrics["rows"]}, ensure_ascii=False))

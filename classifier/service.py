@@ -1,7 +1,7 @@
 """Inference: ``load_classifier(model_dir).predict(text) -> dispatch.proposal.ModelProposal``.
 
-Probabilities per head = softmax((encoder logits + β · lexical SVM margins) / T), β and T fitted on the dev split
-(temperature scaling). Each proposal carries a reason an agent can read: the phrases of the request that most support
+Probabilities per head = softmax(((1 − α) · encoder logits + α · c · lexical SVM margins) / T): α (the lexical share),
+c (the margins' scale) and T (temperature scaling) fitted on the dev split. Each proposal carries a reason an agent can read: the phrases of the request that most support
 the label according to the lexical component's feature weights ("关键词：…（词面权重）").
 """
 from __future__ import annotations
@@ -32,15 +32,21 @@ class Classifier:
 
     def __init__(self, model: HotlineClassifier, encoder: TextEncoder, labels: LabelMaps,
                  lexical: LexicalModel | None, temperatures: dict[str, float], fusion: dict[str, float],
-                 version: str, *, quantized: bool = False, meta: dict | None = None) -> None:
+                 version: str, *, backend: str = "torch", ort_core=None, meta: dict | None = None) -> None:
         self.model = model.eval()
         self.encoder = encoder
         self.labels = labels
         self.lexical = lexical
         self.temperatures = {h: float(temperatures.get(h, 1.0)) for h in HEADS}
-        self.fusion = {h: float(fusion.get(h, 0.0)) for h in HEADS}
+        # per head: fused logits = w_encoder * encoder logits + w_lexical * lexical margins
+        self.fusion = {}
+        for h in HEADS:
+            w = fusion.get(h) or {}
+            w = {"lexical": float(w)} if isinstance(w, (int, float)) else w  # older folders: one weight β
+            self.fusion[h] = {"encoder": 1.0, "lexical": 0.0, **w}
         self.version = version
-        self.quantized = quantized
+        self.backend = backend          # torch | torch-int8 | onnx-int8
+        self.ort_core = ort_core
         self.meta = meta or {}
         self.heads = [h for h in HEADS if labels.size(h) > 0]
         self._lock = threading.Lock()
@@ -51,24 +57,36 @@ class Classifier:
         ids = self.encoder.ids(texts)
         out = {h: np.zeros((len(texts), self.labels.size(h)), dtype=np.float32) for h in self.heads}
         order = np.argsort([len(x) for x in ids], kind="stable")
-        for s in range(0, len(order), batch_size):
-            idx = order[s:s + batch_size]
+        # ONNX int8 quantises activations with one scale per tensor, so a text's scores would depend on the other
+        # texts (and the padding) in its batch: that backend scores one text at a time (no padding either)
+        step = 1 if self.ort_core is not None else batch_size
+        for s in range(0, len(order), step):
+            idx = order[s:s + step]
             input_ids, mask = TextEncoder.pad([ids[i] for i in idx])
-            logits = self.model(input_ids, mask)
+            if self.ort_core is not None:
+                pooled = torch.from_numpy(self.ort_core(self.model.embed(input_ids).numpy(), mask.numpy()))
+                logits = {h: head(pooled) for h, head in self.model.heads.items()}
+            else:
+                logits = self.model(input_ids, mask)
             for h in self.heads:
                 out[h][idx] = logits[h].float().numpy()
         return out
 
-    def logits(self, texts: list[str], batch_size: int = 32, *, components: bool = False):
+    def logits(self, texts: list[str], batch_size: int = 32, *, components: bool = False, features=None):
         """Fused, uncalibrated logits per head (and, with ``components``, the encoder and lexical parts)."""
         enc = self.encoder_logits(texts, batch_size)
-        lex = self.lexical.scores(texts) if self.lexical is not None else {}
-        fused = {h: enc[h] + self.fusion[h] * lex[h] if h in lex else enc[h] for h in self.heads}
+        lex = {}
+        if self.lexical is not None:
+            lex = self.lexical.scores(texts, features)
+        fused = {}
+        for h in self.heads:
+            w = self.fusion[h]
+            fused[h] = w["encoder"] * enc[h] + w["lexical"] * lex[h] if h in lex and w["lexical"] else enc[h]
         return (fused, enc, lex) if components else fused
 
-    def probabilities(self, texts: list[str], batch_size: int = 32) -> dict[str, np.ndarray]:
+    def probabilities(self, texts: list[str], batch_size: int = 32, features=None) -> dict[str, np.ndarray]:
         """Calibrated probabilities per head, ``{head: (n, n_labels)}``; category_l2 made consistent with l1."""
-        fused = self.logits(texts, batch_size)
+        fused = self.logits(texts, batch_size, features=features)
         probs = {h: softmax(fused[h], self.temperatures[h]).astype(np.float32) for h in self.heads}
         if "category_l2" in probs and "category_l1" in probs:
             probs["category_l2"] = self._l2_given_l1(probs["category_l1"], probs["category_l2"])
@@ -102,11 +120,12 @@ class Classifier:
         texts = [" ".join(str(t or "").split()) for t in texts]
         if not texts:
             return []
+        feats_all = [self.lexical.features(t) for t in texts] if self.lexical is not None else None
         with self._lock:  # torch intra-op threads are shared; one forward at a time per process
-            probs = self.probabilities(texts, batch_size)
+            probs = self.probabilities(texts, batch_size, feats_all)
         out = []
         for i, text in enumerate(texts):
-            feats = self.lexical.features(text) if self.lexical is not None and text else None
+            feats = feats_all[i] if feats_all is not None and text else None
             lists: dict[str, list[Scored]] = {}
             for h in self.heads:
                 p = probs[h][i]
@@ -167,13 +186,17 @@ class Classifier:
             self.lexical.save(directory)
 
     @classmethod
-    def load(cls, directory: Path, *, quantize: bool | None = None, threads: int | None = None) -> Classifier:
+    def load(cls, directory: Path, *, backend: str | None = None, quantize: bool | None = None,
+             threads: int | None = None) -> Classifier:
         """Load a model folder written by ``python -m classifier.train``.
 
-        ``quantize``: int8 dynamic quantisation of the encoder's Linear layers (default: what the model card chose,
-        ``inference.json``; off when absent).
+        ``backend``: ``onnx-int8`` (the exported int8 encoder, ONNX Runtime), ``torch-int8`` (PyTorch dynamic int8)
+        or ``torch`` (float32). Default: ``inference.json`` of the folder, i.e. ``onnx-int8`` when the folder has
+        the export and onnxruntime is installed, else ``torch``. ``quantize=True`` is short for ``torch-int8``.
         """
         from safetensors.torch import load_file
+
+        from .onnx_export import ONNX_FILE, OrtCore, onnxruntime_available
 
         directory = Path(directory)
         if not (directory / "model.safetensors").is_file():
@@ -187,20 +210,28 @@ class Classifier:
         inference = {}
         if (directory / "inference.json").is_file():
             inference = json.loads((directory / "inference.json").read_text(encoding="utf-8"))
-        if quantize is None:
-            quantize = bool(inference.get("quantize", False))
+        if backend is None:
+            backend = "torch-int8" if quantize else inference.get("backend", "torch")
+        if backend == "onnx-int8" and not ((directory / ONNX_FILE).is_file() and onnxruntime_available()):
+            backend = "torch"  # the export or onnxruntime is missing: serve the same weights in float32
+        if backend not in ("torch", "torch-int8", "onnx-int8"):
+            raise ValueError(f"unknown backend {backend!r}")
         model = HotlineClassifier(meta["config"], meta["num_layers"], {h: labels.size(h) for h in HEADS},
                                   word_dtype=torch.float16)  # fp16 table, looked-up rows cast to float32
         model.load_state_dict(load_file(str(directory / "model.safetensors")), assign=True)  # no second copy
         model.eval()
         for p in model.parameters():
             p.requires_grad_(False)
-        if quantize:
+        ort_core = None
+        if backend == "torch-int8":
             model = quantize_encoder(model)
+        elif backend == "onnx-int8":
+            ort_core = OrtCore(directory / ONNX_FILE, threads or torch.get_num_threads())
+            model.layers = torch.nn.ModuleList()  # served by ONNX Runtime; frees the float32 layers
         encoder = TextEncoder(directory / "tokenizer.json", meta["max_len"], meta.get("prefix", "query: "))
         lexical = LexicalModel.load(directory) if (directory / "lexical.json").is_file() else None
         return cls(model, encoder, labels, lexical, calib["temperatures"], calib["fusion"], calib["version"],
-                   quantized=quantize, meta={"dir": str(directory), **inference})
+                   backend=backend, ort_core=ort_core, meta={"dir": str(directory), **inference})
 
 
 def quantize_encoder(model: HotlineClassifier) -> HotlineClassifier:
@@ -214,22 +245,22 @@ def quantize_encoder(model: HotlineClassifier) -> HotlineClassifier:
     return model
 
 
-_CACHE: dict[tuple[str, bool | None], Classifier] = {}
+_CACHE: dict[tuple[str, str | None], Classifier] = {}
 _CACHE_LOCK = threading.Lock()
 
 
-def load_classifier(model_dir: str | Path | None = None, *, quantize: bool | None = None) -> Classifier:
+def load_classifier(model_dir: str | Path | None = None, *, backend: str | None = None) -> Classifier:
     """The process-wide :class:`Classifier` for ``model_dir`` (default: settings' ``resolved_classifier_dir``)."""
     from core.config import get_settings
 
     settings = get_settings()
     path = Path(model_dir) if model_dir else settings.resolved_classifier_dir
-    key = (str(path.resolve()), quantize)
+    key = (str(path.resolve()), backend)
     with _CACHE_LOCK:
         clf = _CACHE.get(key)
         if clf is None:
             started = time.perf_counter()
-            clf = Classifier.load(path, quantize=quantize, threads=settings.torch_threads)
+            clf = Classifier.load(path, backend=backend, threads=settings.torch_threads)
             clf.meta["load_seconds"] = round(time.perf_counter() - started, 3)
             _CACHE[key] = clf
         return clf

@@ -13,13 +13,11 @@ calibration, metrics and a model card into ``--out``.
 from __future__ import annotations
 
 import argparse
-import copy
 import datetime as dt
 import hashlib
 import json
 import logging
 import math
-import os
 import random
 import shutil
 import sys
@@ -34,7 +32,7 @@ from .calibration import fit_temperature, nll, reliability, softmax
 from .config import TrainConfig
 from .data import (CORPUS_DIR, default_shared_path, default_taxonomy_path, dedupe, label_counts, load_corpus, load_rows_file,
                    load_shared, rows_fingerprint, shared_split)
-from .labels import HEADS, LabelMaps, build_label_maps, load_taxonomy
+from .labels import HEADS, build_label_maps, load_taxonomy
 from .lexical import LexicalModel
 from .model import HotlineClassifier, mean_pool
 from .service import Classifier
@@ -109,26 +107,41 @@ def _batches(lengths: np.ndarray, idx: np.ndarray, batch_size: int, rng: np.rand
 
 
 class _Frozen:
-    """Output of the frozen part (embeddings + bottom layers) per example, computed once, kept in float16."""
+    """Output of the frozen part (embeddings + bottom layers) per example, kept in float16.
 
-    def __init__(self, model: HotlineClassifier, ids: list[list[int]], n_frozen: int, batch_size: int,
-                 desc: str) -> None:
+    Computed on first use, in length-sorted chunks: a time-limited run pays only for the rows it reaches (with
+    ``shared_per_epoch`` most shared rows are never reached in a short run).
+    """
+
+    def __init__(self, model: HotlineClassifier, ids: list[list[int]], n_frozen: int, batch_size: int) -> None:
+        self.model, self.ids, self.n_frozen, self.batch_size = model, ids, n_frozen, batch_size
         self.states: list[torch.Tensor | None] = [None] * len(ids)
-        self.n_frozen = n_frozen
-        lengths = np.array([len(x) for x in ids])
-        order = np.argsort(lengths, kind="stable")
-        model.eval()
+        self.seconds = 0.0
+        self.rows_computed = 0
+
+    def _compute(self, idx) -> None:
+        missing = sorted({int(i) for i in idx if self.states[i] is None}, key=lambda i: len(self.ids[i]))
+        if not missing:
+            return
+        t0 = time.perf_counter()
+        model = self.model
+        model.embeddings.eval()
+        for layer in model.layers[: self.n_frozen]:
+            layer.eval()
         with torch.inference_mode():
-            for s in _progress(range(0, len(order), batch_size * 2), desc=desc, unit="batch"):
-                b = order[s:s + batch_size * 2]
-                input_ids, mask = TextEncoder.pad([ids[i] for i in b])
+            for s in range(0, len(missing), self.batch_size * 2):
+                b = missing[s:s + self.batch_size * 2]
+                input_ids, mask = TextEncoder.pad([self.ids[i] for i in b])
                 x = model.embed(input_ids)
-                if n_frozen:
-                    x = model.run_layers(x, mask, 0, n_frozen)
+                if self.n_frozen:
+                    x = model.run_layers(x, mask, 0, self.n_frozen)
                 for k, i in enumerate(b):
-                    self.states[i] = x[k, : len(ids[i])].to(torch.float16).clone()
+                    self.states[i] = x[k, : len(self.ids[i])].to(torch.float16).clone()
+        self.rows_computed += len(missing)
+        self.seconds += time.perf_counter() - t0
 
     def batch(self, idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        self._compute(idx)
         seqs = [self.states[i] for i in idx]
         n = max(s.shape[0] for s in seqs)
         x = torch.zeros(len(seqs), n, seqs[0].shape[1])
@@ -148,7 +161,7 @@ def _dev_logits(model: HotlineClassifier, frozen: _Frozen, idx: np.ndarray, star
                 batch_size: int) -> dict[str, np.ndarray]:
     model.eval()
     out = {h: np.zeros((len(idx), model.heads[h].out_features), dtype=np.float32) for h in heads}
-    lengths = np.array([frozen.states[i].shape[0] for i in idx])
+    lengths = np.array([len(frozen.ids[i]) for i in idx])
     order = np.argsort(lengths, kind="stable")
     with torch.inference_mode():
         for s in range(0, len(order), batch_size * 2):
@@ -160,6 +173,14 @@ def _dev_logits(model: HotlineClassifier, frozen: _Frozen, idx: np.ndarray, star
     return out
 
 
+def _lr_scale(progress: float, warmup_fraction: float) -> float:
+    """Learning-rate factor at ``progress`` (0–1) of the run: linear warm-up, then linear decay to zero."""
+    wf = min(max(warmup_fraction, 1e-6), 0.5)
+    if progress < wf:
+        return progress / wf
+    return max(0.0, (1.0 - progress) / (1.0 - wf))
+
+
 def _accuracy(logits: np.ndarray, y: np.ndarray) -> float | None:
     keep = y >= 0
     return float((logits[keep].argmax(1) == y[keep]).mean()) if keep.any() else None
@@ -169,7 +190,6 @@ def fit(rows: list[dict], encoder_dir: Path, cfg: TrainConfig, *, taxonomy: set 
         version_tag: str = "") -> tuple[Classifier, dict]:
     """Train on ``rows``; returns the in-memory classifier and its training metrics."""
     started = time.perf_counter()
-    deadline = started + cfg.max_train_seconds
     torch.set_num_threads(max(1, int(cfg.threads)))
     set_seed(cfg.seed)
     encoder_dir = Path(encoder_dir)
@@ -196,11 +216,21 @@ def fit(rows: list[dict], encoder_dir: Path, cfg: TrainConfig, *, taxonomy: set 
     model = HotlineClassifier.from_encoder(encoder_dir, n_layers, {h: labels.size(h) for h in heads}, cfg.dropout)
     for p in model.parameters():
         p.requires_grad_(False)
-    t0 = time.perf_counter()
-    frozen = _Frozen(model, ids, n_frozen, cfg.batch_size, f"frozen part ({n_frozen} layers)")
-    frozen_seconds = time.perf_counter() - t0
+    frozen = _Frozen(model, ids, n_frozen, cfg.batch_size)  # computed as rows are first used
     n_tokens = int(sum(len(x) for x in ids))
-    log.info("frozen part: %d tokens in %.1f s", n_tokens, frozen_seconds)
+
+    # -- lexical component (independent of the encoder: first, so its time is known) --------------------------
+    lexical = None
+    lex_dev: dict[str, np.ndarray] = {}
+    t0 = time.perf_counter()
+    if cfg.lexical:
+        lexical = LexicalModel(cfg.lexical_ngram, 2, cfg.lexical_max_features, cfg.lexical_C,
+                               cfg.lexical_word_ngram).fit(
+            [texts[i] for i in tr_idx], {h: y[h][tr_idx] for h in heads}, {h: labels.size(h) for h in heads},
+            sample_weight=np.where(is_shared[tr_idx], cfg.shared_weight, 1.0), seed=cfg.seed)
+        lex_dev = lexical.scores([texts[i] for i in dev_idx])
+        log.info("lexical component: %d features in %.1f s", len(lexical.vocab), time.perf_counter() - t0)
+    lexical_seconds = time.perf_counter() - t0
 
     # -- fine-tuning the top layers and the heads --------------------------------------------------------------
     trainable_layers = list(model.layers[n_frozen:])
@@ -223,11 +253,17 @@ def fit(rows: list[dict], encoder_dir: Path, cfg: TrainConfig, *, taxonomy: set 
     per_epoch_shared = len(shared_tr) if cfg.shared_per_epoch <= 0 else min(cfg.shared_per_epoch, len(shared_tr))
     steps_per_epoch = math.ceil((len(own_tr) + per_epoch_shared) / cfg.batch_size)
     total_steps = max(1, steps_per_epoch * cfg.epochs)
-    warmup = max(1, int(cfg.warmup_fraction * total_steps))
     weights = {h: float(cfg.head_weights.get(h, 1.0)) for h in heads}
     y_t = {h: torch.from_numpy(v) for h, v in y.items()}
     row_weight = torch.from_numpy(np.where(is_shared, cfg.shared_loss_weight, 1.0).astype(np.float32))
     best = {"score": -1.0, "epoch": 0, "state": None}
+    # the budget is for the whole run (the lexical component is done): fine-tuning stops early enough for one more
+    # dev evaluation (estimated from the dev rows' frozen part, then measured) and the fusion (5 % of the budget)
+    t0 = time.perf_counter()
+    frozen._compute(dev_idx)
+    dev_eval_seconds = (time.perf_counter() - t0) * max(1, n_train_layers) / max(1, n_frozen) * 1.5
+    deadline = started + 0.95 * cfg.max_train_seconds
+    ft_start = time.perf_counter()
     history = []
     step = 0
     stopped = "epochs"
@@ -244,10 +280,22 @@ def fit(rows: list[dict], encoder_dir: Path, cfg: TrainConfig, *, taxonomy: set 
         losses = []
         bar = _progress(_batches(lengths, epoch_idx, cfg.batch_size, rng), desc=f"epoch {epoch}/{cfg.epochs}",
                         unit="batch")
+        if time.perf_counter() >= deadline - dev_eval_seconds and best["state"] is not None:
+            stopped = "time budget"
+            bar.close()
+            break
         for b in bar:
-            lr_scale = min(1.0, (step + 1) / warmup) * max(0.0, (total_steps - step) / max(1, total_steps - warmup))
+            # linear warm-up, then linear decay to zero over the planned steps or the time left, whichever ends
+            # first, so a slow machine still ends with a small learning rate instead of being cut mid-schedule
+            # (warm-up too is measured in progress: when time is short it must not eat the whole run)
+            progress = max((step + 1) / total_steps,
+                           (time.perf_counter() - ft_start) / max(1.0, deadline - dev_eval_seconds - ft_start))
+            if progress >= 1.0 and step > 0:
+                stopped = "time budget"
+                break
+            lr_scale = _lr_scale(min(progress, 1.0), cfg.warmup_fraction)
             for g, lr in zip(optim.param_groups, base_lrs):
-                g["lr"] = lr * min(1.0, lr_scale)
+                g["lr"] = lr * lr_scale
             x, mask = frozen.batch(b)
             logits = _head_forward(model, x, mask, n_frozen)
             loss = torch.zeros(())
@@ -269,11 +317,10 @@ def fit(rows: list[dict], encoder_dir: Path, cfg: TrainConfig, *, taxonomy: set 
             losses.append(float(loss.detach()))
             if len(losses) % 20 == 0:
                 bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
-            if time.perf_counter() > deadline:
-                stopped = "time budget"
-                break
         bar.close()
+        t0 = time.perf_counter()
         dev_logits = _dev_logits(model, frozen, dev_idx, n_frozen, heads, cfg.batch_size)
+        dev_eval_seconds = time.perf_counter() - t0
         accs = {h: _accuracy(dev_logits[h], y[h][dev_idx]) for h in heads}
         present = [a for a in accs.values() if a is not None]
         score = float(np.mean(present)) if present else -float(np.mean(losses))
@@ -281,10 +328,10 @@ def fit(rows: list[dict], encoder_dir: Path, cfg: TrainConfig, *, taxonomy: set 
                         "dev_accuracy": accs, "dev_score": score, "seconds": round(time.perf_counter() - started, 1)})
         log.info("epoch %d: loss %.4f, dev %s", epoch, history[-1]["train_loss"] or 0.0,
                  {h: round(a, 4) for h, a in accs.items() if a is not None})
-        print(f"epoch {epoch}: train loss {history[-1]['train_loss']:.4f}  dev accuracy "
+        print(f"epoch {epoch}: train loss {history[-1]['train_loss'] or 0.0:.4f}  dev accuracy "
               + "  ".join(f"{h}={a:.3f}" for h, a in accs.items() if a is not None), file=sys.stderr, flush=True)
         if score > best["score"]:
-            best = {"score": score, "epoch": epoch,
+            best = {"score": score, "epoch": epoch, "dev_logits": dev_logits,
                     "state": {k: v.detach().clone() for k, v in model.state_dict().items()
                               if not k.startswith("embeddings.")}}
             bad_epochs = 0
@@ -300,47 +347,45 @@ def fit(rows: list[dict], encoder_dir: Path, cfg: TrainConfig, *, taxonomy: set 
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
-    enc_dev = _dev_logits(model, frozen, dev_idx, n_frozen, heads, cfg.batch_size)
+    enc_dev = best.get("dev_logits") or _dev_logits(model, frozen, dev_idx, n_frozen, heads, cfg.batch_size)
+    frozen_seconds, frozen_rows = frozen.seconds, frozen.rows_computed
+    log.info("frozen part (%d layers): %d of %d rows in %.1f s", n_frozen, frozen_rows, len(rows), frozen_seconds)
     del frozen
     finetune_seconds = time.perf_counter() - started
 
-    # -- lexical component, fusion and temperature ------------------------------------------------------------
-    lexical = None
-    lex_dev: dict[str, np.ndarray] = {}
-    if cfg.lexical:
-        t0 = time.perf_counter()
-        lexical = LexicalModel(cfg.lexical_ngram, 2, cfg.lexical_max_features, cfg.lexical_C).fit(
-            [texts[i] for i in tr_idx], {h: y[h][tr_idx] for h in heads}, {h: labels.size(h) for h in heads},
-            sample_weight=np.where(is_shared[tr_idx], cfg.shared_weight, 1.0), seed=cfg.seed)
-        lex_dev = lexical.scores([texts[i] for i in dev_idx])
-        log.info("lexical component: %d features in %.1f s", len(lexical.vocab), time.perf_counter() - t0)
+    # -- fusion and temperature -----------------------------------------------------------------------------
     fusion, temperatures, dev_metrics = {}, {}, {}
     for h in heads:
         yd = y[h][dev_idx]
         keep = yd >= 0
-        candidates = [0.0] if h not in lex_dev else list(cfg.fusion_grid)
-        best_c = None
-        for beta in candidates:
-            z = enc_dev[h] + beta * lex_dev[h] if beta else enc_dev[h]
-            if keep.sum() == 0:
-                best_c = (0.0, beta, 1.0)
+        enc_z = enc_dev[h][keep]
+        lex_z = lex_dev[h][keep] if h in lex_dev else None
+        # z = (1 - a) * encoder logits + a * c * lexical margins, c putting the margins on the logits' scale;
+        # a and the temperature minimise the dev negative log-likelihood
+        c = float(np.std(enc_z) / max(np.std(lex_z), 1e-6)) if lex_z is not None and keep.any() else 0.0
+        best_c = (float("inf"), 0.0, 1.0)
+        for a in (cfg.fusion_grid if lex_z is not None else (0.0,)):
+            if not keep.any():
                 break
-            t = fit_temperature(z[keep], yd[keep])
-            score = nll(z[keep], yd[keep], t)
-            if best_c is None or score < best_c[0] - 1e-9:
-                best_c = (score, beta, t)
-        _, beta, t = best_c
-        fusion[h], temperatures[h] = float(beta), float(t)
+            z = (1 - a) * enc_z + a * c * lex_z if a else enc_z
+            t = fit_temperature(z, yd[keep])
+            score = nll(z, yd[keep], t)
+            if score < best_c[0] - 1e-9:
+                best_c = (score, float(a), float(t))
+        _, a, t = best_c
+        # stored as z = w_enc * encoder + w_lex * lexical (service.Classifier.logits)
+        fusion[h] = {"encoder": 1.0 - a, "lexical": a * c, "alpha": a}
+        temperatures[h] = t
         if keep.any():
-            z = enc_dev[h] + beta * lex_dev[h] if beta else enc_dev[h]
+            z = (1 - a) * enc_z + a * c * lex_z if a else enc_z
             dev_metrics[h] = {
                 "n": int(keep.sum()),
-                "accuracy_encoder": _accuracy(enc_dev[h], yd),
-                "accuracy_lexical": _accuracy(lex_dev[h], yd) if h in lex_dev else None,
-                "accuracy_fused": _accuracy(z, yd),
-                "fusion_weight": beta, "temperature": t,
-                "ece_before": reliability(softmax(z[keep]), yd[keep])["ece"],
-                "ece_after": reliability(softmax(z[keep], t), yd[keep])["ece"],
+                "accuracy_encoder": _accuracy(enc_z, yd[keep]),
+                "accuracy_lexical": _accuracy(lex_z, yd[keep]) if lex_z is not None else None,
+                "accuracy_fused": _accuracy(z, yd[keep]),
+                "fusion_alpha": a, "temperature": t,
+                "ece_before": reliability(softmax(z), yd[keep])["ece"],
+                "ece_after": reliability(softmax(z, t), yd[keep])["ece"],
             }
     fingerprint = rows_fingerprint(rows)
     version = f"clf-{dt.date.today().strftime('%Y%m%d')}-{hashlib.sha256((fingerprint + json.dumps(cfg.to_dict(), sort_keys=True, default=str)).encode()).hexdigest()[:8]}{version_tag}"  # noqa: E501
@@ -349,9 +394,11 @@ def fit(rows: list[dict], encoder_dir: Path, cfg: TrainConfig, *, taxonomy: set 
         "model_version": version,
         "trained_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "seconds": {"total": round(time.perf_counter() - started, 1), "frozen_part": round(frozen_seconds, 1),
-                    "fine_tuning": round(finetune_seconds - frozen_seconds, 1)},
+                    "lexical": round(lexical_seconds, 1),
+                    "fine_tuning": round(finetune_seconds - frozen_seconds - lexical_seconds, 1)},
         "stopped_by": stopped, "best_epoch": best["epoch"], "history": history,
-        "tokens": n_tokens, "rows": {"total": len(rows), "train": int(len(tr_idx)), "dev": int(len(dev_idx))},
+        "tokens": n_tokens, "frozen_rows_computed": frozen_rows,
+        "rows": {"total": len(rows), "train": int(len(tr_idx)), "dev": int(len(dev_idx))},
         "rows_by_source": _count_sources(rows), "label_counts": {h: label_counts(rows, h) for h in heads},
         "dev": dev_metrics, "fusion": fusion, "temperatures": temperatures, "data_fingerprint": fingerprint,
         "config": cfg.to_dict(), "threads": torch.get_num_threads(),
@@ -370,12 +417,21 @@ def _count_sources(rows: list[dict]) -> dict[str, int]:
 # ---------------------------------------------------------------------------------------------------------------
 # writing the model folder
 def save_model(clf: Classifier, metrics: dict, out_dir: Path, encoder_dir: Path, import_report: list[dict],
-               *, quantize: bool = False) -> None:
+               *, backend: str = "onnx-int8") -> None:
+    """Write the model folder; ``backend`` is how it is served by default (``inference.json``)."""
+    from .onnx_export import export_int8
+
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     clf.save(out_dir)
     shutil.copyfile(Path(encoder_dir) / "tokenizer.json", out_dir / "tokenizer.json")
-    (out_dir / "inference.json").write_text(json.dumps({"quantize": quantize}), encoding="utf-8")
+    if backend == "onnx-int8":
+        t0 = time.perf_counter()
+        if export_int8(clf.model, out_dir) is None:
+            backend = "torch"
+        metrics.setdefault("seconds", {})["onnx_export"] = round(time.perf_counter() - t0, 1)
+    metrics["backend"] = backend
+    (out_dir / "inference.json").write_text(json.dumps({"backend": backend}), encoding="utf-8")
     (out_dir / "metrics.json").write_text(json.dumps({**metrics, "imports": [
         {k: v for k, v in r.items() if k != "errors"} for r in import_report]}, ensure_ascii=False, indent=1),
         encoding="utf-8")
@@ -397,7 +453,8 @@ def model_card(m: dict, imports: list[dict], encoder_dir: Path) -> str:
         f"{cfg['trainable_layers']} fine-tuned; mean pooling; max {cfg['max_len']} tokens.",
         "- Heads: request type, category level 1, category level 2, handling-unit type (masked cross-entropy).",
         f"- Lexical component: character {cfg['lexical_ngram'][0]}–{cfg['lexical_ngram'][1]}-gram TF-IDF + linear "
-        f"SVM per head, fused as logits + β·margins (β per head on dev: {m['fusion']}).",
+        "SVM per head, fused as (1−α)·logits + α·c·margins (α = lexical share, c = scale; per head on dev: "
+        + ", ".join(f"{h} α={w['alpha']:.1f}" for h, w in m["fusion"].items()) + ").",
         f"- Calibration: temperature per head on dev: { {h: round(t, 3) for h, t in m['temperatures'].items()} }.",
         "- Reasons: the phrases with the largest lexical feature weight for the proposed label.",
         "",
@@ -434,7 +491,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--extra", type=Path, action="append", default=[], help="more labelled tables (CSV/XLSX)")
     ap.add_argument("--config", type=Path, help="JSON with TrainConfig overrides")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="one TrainConfig override")
-    ap.add_argument("--quantize", action="store_true", help="serve with int8 dynamic quantisation (inference.json)")
+    ap.add_argument("--backend", choices=("onnx-int8", "torch", "torch-int8"), default="onnx-int8",
+                    help="default serving backend written to inference.json (onnx-int8 needs onnx + onnxruntime)")
     return ap
 
 
@@ -447,28 +505,54 @@ def config_from_args(args) -> TrainConfig:
     return cfg.replace(**changes) if changes else cfg
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def parse_shared(value: str) -> Path | str | None:
+    """``--shared-data``: ``default`` (the shared file, if present), ``none``, or a path."""
+    if str(value).lower() == "none":
+        return None
+    return "default" if value == "default" else Path(value)
+
+
+def common_inputs(args) -> tuple[TrainConfig, Path, Path | str | None]:
+    """(configuration, encoder folder, shared-data choice) from the options train, retrain and evaluate share."""
     cfg = config_from_args(args)
     encoder_dir = args.encoder
     if encoder_dir is None:
         from core.config import get_settings
 
         encoder_dir = get_settings().resolved_encoder_dir
-    shared = None if str(args.shared_data).lower() == "none" else (
-        "default" if args.shared_data == "default" else Path(args.shared_data))
+    return cfg, Path(encoder_dir), parse_shared(args.shared_data)
+
+
+def train_from_args(args, *, merge=None, version_tag: str = "", extra_metrics: dict | None = None) -> dict | None:
+    """Gather the rows the options name, (``merge(rows, report) -> rows``), train, write ``args.out``.
+
+    ``extra_metrics`` (filled by then, e.g. by ``merge``) are added to the metrics written. Returns the training
+    metrics, or ``None`` when there are no training rows.
+    """
+    cfg, encoder_dir, shared = common_inputs(args)
     rows, _, report = gather_rows(shared=shared, shared_part=args.shared_part if shared else "none",
                                   extra=args.extra)
+    if merge is not None:
+        rows = merge(rows, report)
     if not rows:
         print("no training rows found", file=sys.stderr)
-        return 1
+        return None
     for r in report:
         print(f"data: {r.get('source')}: " + (r["error"] if "error" in r else
               f"{r['accepted']}/{r['total']} rows accepted"), file=sys.stderr)
     taxonomy = load_taxonomy(default_taxonomy_path()) or None
-    clf, metrics = fit(rows, encoder_dir, cfg, taxonomy=taxonomy)
-    save_model(clf, metrics, args.out, encoder_dir, report, quantize=args.quantize)
+    clf, metrics = fit(rows, encoder_dir, cfg, taxonomy=taxonomy, version_tag=version_tag)
+    metrics.update(extra_metrics or {})
+    save_model(clf, metrics, args.out, encoder_dir, report, backend=args.backend)
+    return metrics
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    metrics = train_from_args(args)
+    if metrics is None:
+        return 1
     print(json.dumps({"out": str(args.out), "model_version": metrics["model_version"],
                       "seconds": metrics["seconds"], "dev": {h: d["accuracy_fused"] for h, d in metrics["dev"].items()}},
                      ensure_ascii=False))

@@ -218,15 +218,30 @@ def suggest_units(catalog: Catalog, text: str, location: Location, request: dict
     return ranked[:limit], hits, combined
 
 
-def _repeat_of(intake: Intake, location: Location, priors: Sequence[PriorOrder], similarity: Similarity,
-               threshold: float) -> tuple[PriorOrder, float] | None:
+def without_places(catalog: Catalog, text: str) -> str:
+    """The matter of a request: its text without the place names the gazetteer knows (districts, streets,
+    communities, landmarks). Repeat detection compares places through the resolved location, and the words of a
+    shared place would otherwise make two different matters at the same place look alike."""
+    text = text or ""
+    kept, end = [], 0
+    for match in catalog.places.find(text):
+        kept.append(text[end : match.start])
+        end = match.start + len(match.surface)
+    kept.append(text[end:])
+    matter = "".join(kept).strip(" ，。,.、；;")
+    return matter if len(matter) >= 2 else text
+
+
+def _repeat_of(catalog: Catalog, intake: Intake, location: Location, priors: Sequence[PriorOrder],
+               similarity: Similarity, threshold: float) -> tuple[PriorOrder, float] | None:
     best: tuple[PriorOrder, float] | None = None
+    matter = without_places(catalog, intake.content)
     for prior in priors:
         if location.district and prior.district and location.district != prior.district:
             continue
         if location.street and prior.street and location.street != prior.street:
             continue
-        score = float(similarity(intake.content, prior.content))
+        score = float(similarity(matter, without_places(catalog, prior.content)))
         if score >= threshold and (best is None or score > best[1]):
             best = (prior, score)
     return best
@@ -284,7 +299,7 @@ def route(
     if priors and not intake.new_circumstances:
         threshold = similarity_threshold if similarity_threshold is not None else float(
             catalog.settings.get("repeat_threshold", 0.5))
-        found = _repeat_of(intake, location, priors, similarity or lexical_similarity, threshold)
+        found = _repeat_of(catalog, intake, location, priors, similarity or lexical_similarity, threshold)
         if found:
             prior, score = found
             is_open = prior.status not in FINAL_STATUSES

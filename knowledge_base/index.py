@@ -290,6 +290,28 @@ class KBIndex:
                 out[i] = float((self._reconstruct(np.asarray(rows, dtype=np.int64)) @ query).max())
         return out
 
+    def phrasing_profile(self, query: np.ndarray, slugs: list[str]) -> np.ndarray:
+        """(n, 3) per entry: best phrasing cosine, mean of its two best phrasing cosines, cosine with its standard
+        question (the first phrasing); -1 for unknown slugs. Reconstructs the entries' rows (~6 each)."""
+        out = np.full((len(slugs), 3), -1.0, dtype=np.float32)
+        blocks = [(i, self.slug_rows.get(slug)) for i, slug in enumerate(slugs)]
+        blocks = [(i, rows) for i, rows in blocks if rows]
+        if not blocks:
+            return out
+        ids = np.fromiter((r for _, rows in blocks for r in rows), dtype=np.int64)
+        sims = self._reconstruct_many(ids) @ np.asarray(query, dtype=np.float32)  # one batch: ~0.1 ms for 300 rows
+        offset = 0
+        for i, rows in blocks:
+            out[i] = phrasing_profile(sims[offset:offset + len(rows)])
+            offset += len(rows)
+        return out
+
+    def _reconstruct_many(self, rows: np.ndarray) -> np.ndarray:
+        try:
+            return np.asarray(self.dense.reconstruct_batch(rows), dtype=np.float32).reshape(len(rows), self.dim)
+        except (RuntimeError, AttributeError, TypeError):  # an index type without batch reconstruction
+            return self._reconstruct(rows)
+
     def aux_scores(self, query: np.ndarray, slugs: list[str]) -> np.ndarray:
         """(n, 2): cosine of the query with each entry's phrasing centroid and with its answer passage."""
         if not slugs:
@@ -450,6 +472,15 @@ class KBIndex:
         fresh = KBIndex.load(root)
         self.__dict__.update(fresh.__dict__)
         return True
+
+
+def phrasing_profile(sims: np.ndarray) -> tuple[float, float, float]:
+    """(best, mean of the two best, first) of one entry's phrasing cosines (the first phrasing is its question)."""
+    values = sims.tolist()
+    if len(values) == 1:
+        return values[0], values[0], values[0]
+    first, second = sorted(values, reverse=True)[:2]
+    return first, (first + second) / 2, values[0]
 
 
 class IndexFormatError(RuntimeError):

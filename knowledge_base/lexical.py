@@ -234,6 +234,40 @@ class LexicalIndex:
                                      avgdl)
         return out
 
+    def coverage(self, query_tokens: list[str] | tuple[str, ...], slugs: list[str]) -> np.ndarray:
+        """(n, 2): how much of the question each document contains - the IDF-weighted share of the question's distinct
+        known tokens, and the plain share of all its distinct tokens (unknown tokens count as missing)."""
+        distinct = list(dict.fromkeys(query_tokens))
+        out = np.zeros((len(slugs), 2), dtype=np.float32)
+        ids = np.asarray(self._query_ids(distinct), dtype=np.int32)
+        if not len(ids) or not distinct:
+            return out
+        idf = self._idf(self.df[ids].astype(np.float64))
+        total = float(idf.sum()) or 1.0
+        for i, slug in enumerate(slugs):
+            slot = self.slug_slot.get(slug)
+            terms = self.doc_terms[slot] if slot is not None else None
+            if terms is None or not len(terms):
+                continue
+            pos = np.minimum(np.searchsorted(terms, ids), len(terms) - 1)
+            hit = terms[pos] == ids
+            out[i, 0] = float(idf[hit].sum()) / total
+            out[i, 1] = float(hit.sum()) / len(distinct)
+        return out
+
+    def coverage_document(self, query_tokens: list[str] | tuple[str, ...],
+                          doc_tokens: list[str] | tuple[str, ...]) -> tuple[float, float]:
+        """:meth:`coverage` of a document that is not in the index (a draft)."""
+        distinct = list(dict.fromkeys(query_tokens))
+        doc = set(doc_tokens)
+        if not distinct:
+            return 0.0, 0.0
+        idf = {tok: self._idf(float(self.df[tid])) for tok in distinct
+               if (tid := self.vocab.get(tok)) is not None and self.df[tid] > 0}
+        total = sum(idf.values()) or 1.0
+        weighted = sum(w for tok, w in idf.items() if tok in doc) / total
+        return float(weighted), sum(tok in doc for tok in distinct) / len(distinct)
+
     def score_document(self, query_tokens: list[str] | tuple[str, ...], doc_tokens: list[str] | tuple[str, ...]) -> float:
         """BM25 of a document that is not in the index (a draft), against this corpus's statistics."""
         dcounts = Counter(doc_tokens)

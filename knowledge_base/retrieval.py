@@ -5,9 +5,15 @@ Three modes, compared side by side by ``python -m knowledge_base.evaluate``:
 * ``dense``   - embeddings only: best phrasing cosine + ``centroid_weight`` × cosine with the centroid of the entry's
   phrasings + ``answer_weight`` × cosine with its answer (``passage:``);
 * ``lexical`` - BM25 only, saturated into [0, 1): ``bm25 / (bm25 + lexical_saturation)``;
-* ``hybrid``  - the dense score + ``lexical_weight`` × the saturated BM25. Candidates are the union of the dense and the
-  lexical top lists and every feature is computed exactly for every candidate (no rank fusion), so the fused score
-  keeps one scale and one calibrated threshold decides answer vs decline.
+* ``hybrid``  - candidates are the union of the dense and the lexical top lists and every feature is computed exactly
+  for every candidate (no rank fusion). With ``ranker="grid"`` the score is the dense score + ``lexical_weight`` × the
+  saturated BM25 (weights by grid search). With ``ranker="linear"`` (what the evaluation now chooses) the candidates
+  are *ordered* by a learned linear score over :data:`FEATURES` - the three dense scores above, the saturated BM25,
+  the best character-bigram Dice with a phrasing, the mean of the two best phrasing cosines, the cosine with the
+  standard question, and how much of the question (IDF-weighted, and plain) the entry's BM25 document contains -
+  fitted as a pairwise logistic regression (``knowledge_base.evaluate.fit_linear_ranker``); with
+  ``decision="grid"`` the answer/decline confidence still comes from the hand-shaped score of the entries so ordered
+  (it separates answerable from unanswerable questions better than the ranking score; see the evaluation report).
 
 In ``hybrid`` and ``lexical`` mode a near-verbatim question (character-bigram Dice ≥ ``exact_min_dice`` with one of
 an entry's phrasings) adds ``exact_weight``: a citizen who types a known question gets that entry, even where e5
@@ -24,15 +30,17 @@ import json
 import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 
-from knowledge_base.index import IndexedEntry, KBIndex
+from knowledge_base.index import IndexedEntry, KBIndex, phrasing_profile
 from knowledge_base.text import char_bigrams, dice, normalise, tokens
 
 Mode = Literal["dense", "lexical", "hybrid"]
 MODES: tuple[Mode, ...] = ("hybrid", "dense", "lexical")
+# Candidate features (the arrays of Candidates; "lexical" is the saturated BM25) a linear ranker may weigh.
+FEATURES = ("dense", "centroid", "answer", "lexical", "exact", "dense2", "title", "coverage", "coverage_tokens")
 CALIBRATION_FILE = Path(__file__).resolve().parent / "calibration.json"
 
 
@@ -49,6 +57,14 @@ class RetrievalConfig:
     lexical_weight: float = 0.06
     lexical_saturation: float = 16.0
     margin_weight: float = 0.0
+    # "grid": the hand-shaped score above; "linear": sum of ``weights[feature] * feature`` over FEATURES (weights
+    # fitted by the evaluation - a pairwise logistic ranker), plus the near-verbatim rule
+    ranker: str = "grid"
+    weights: dict = field(default_factory=dict)
+    ranker_saturation: float = 16.0  # the linear ranker's "lexical" feature: bm25 / (bm25 + this), fixed when fitted
+    # what the answer/decline confidence is computed from: "rank" - the ranking score; "grid" - the hand-shaped
+    # hybrid score (centroid/answer/lexical weights above) of the entries as the ranker ordered them
+    decision: str = "rank"
     exact_weight: float = 0.1
     exact_min_dice: float = 0.8
     calib_slope: float = 40.0  # confidence = sigmoid(calib_slope * (raw - calib_offset))
@@ -58,16 +74,34 @@ class RetrievalConfig:
     suggestions: int = 3
     extra: dict = field(default_factory=dict)
 
-    def raw_score(self, dense: np.ndarray, centroid: np.ndarray, answer: np.ndarray, bm25: np.ndarray,
-                  exact: np.ndarray | None = None) -> np.ndarray:
-        lex = bm25 / (bm25 + self.lexical_saturation)
-        surface = 0.0 if exact is None else self.exact_weight * (exact >= self.exact_min_dice)
+    def raw_score(self, f: Any) -> np.ndarray:
+        """Scores of candidates ``f`` (anything with the arrays of :class:`Candidates`: dense, centroid, ...)."""
+        lex = f.bm25 / (f.bm25 + self.lexical_saturation)
+        surface = self.exact_weight * (f.exact >= self.exact_min_dice)
         if self.mode == "lexical":
             return lex + surface
-        score = dense + self.centroid_weight * centroid + self.answer_weight * answer
+        if self.mode == "hybrid" and self.ranker == "linear":
+            score = np.zeros_like(f.dense)
+            for name, w in self.weights.items():
+                if name == "lexical":
+                    score = score + w * (f.bm25 / (f.bm25 + self.ranker_saturation))
+                else:
+                    score = score + w * getattr(f, name)
+            return score + surface
+        return self._shaped(f, lex, surface)
+
+    def _shaped(self, f: Any, lex: np.ndarray, surface: np.ndarray) -> np.ndarray:
+        score = f.dense + self.centroid_weight * f.centroid + self.answer_weight * f.answer
         if self.mode == "hybrid":
             score = score + self.lexical_weight * lex + surface
         return score
+
+    def decision_score(self, f: Any) -> np.ndarray:
+        """The score the answer/decline confidence is computed from (see ``decision``)."""
+        if self.decision == "grid" and self.mode == "hybrid" and self.ranker == "linear":
+            return self._shaped(f, f.bm25 / (f.bm25 + self.lexical_saturation),
+                                self.exact_weight * (f.exact >= self.exact_min_dice))
+        return self.raw_score(f)
 
     def confidence(self, raw: float, runner_up: float | None = None) -> float:
         margin = raw - runner_up if runner_up is not None else 0.0
@@ -75,7 +109,7 @@ class RetrievalConfig:
         return 1.0 / (1.0 + math.exp(-max(min(x, 60.0), -60.0)))
 
     def to_dict(self) -> dict:
-        return {k: v for k, v in asdict(self).items() if k != "extra"}
+        return {k: v for k, v in asdict(self).items() if k != "extra" and (k != "weights" or v)}
 
     @classmethod
     def from_dict(cls, data: dict) -> RetrievalConfig:
@@ -96,12 +130,18 @@ class RetrievalConfig:
 @dataclass(frozen=True)
 class Hit:
     slug: str
-    score: float  # raw fused score of the mode
+    score: float  # raw fused score of the mode (ranking)
     dense: float
     centroid: float
     answer: float
     lexical: float  # raw BM25
     exact: float = 0.0  # best character-bigram Dice with a phrasing
+    coverage: float = 0.0  # IDF-weighted share of the question's tokens found in the entry's BM25 document
+    decision: float | None = None  # the score its confidence comes from (None: ``score``)
+
+    @property
+    def decision_score(self) -> float:
+        return self.score if self.decision is None else self.decision
 
 
 @dataclass
@@ -114,14 +154,22 @@ class Candidates:
     answer: np.ndarray
     bm25: np.ndarray
     exact: np.ndarray
+    dense2: np.ndarray  # mean of the two best phrasing cosines
+    title: np.ndarray  # cosine with the standard question
+    coverage: np.ndarray  # IDF-weighted share of the question's distinct tokens in the entry's BM25 document
+    coverage_tokens: np.ndarray  # plain share of them
+
+    ARRAYS = ("dense", "centroid", "answer", "bm25", "exact", "dense2", "title", "coverage", "coverage_tokens")
 
     def hits(self, config: RetrievalConfig) -> list[Hit]:
         if not self.slugs:
             return []
-        raw = config.raw_score(self.dense, self.centroid, self.answer, self.bm25, self.exact)
+        raw = config.raw_score(self)
+        decision = config.decision_score(self)
         order = np.argsort(-raw, kind="stable")
         return [Hit(self.slugs[i], float(raw[i]), float(self.dense[i]), float(self.centroid[i]),
-                    float(self.answer[i]), float(self.bm25[i]), float(self.exact[i])) for i in order.tolist()]
+                    float(self.answer[i]), float(self.bm25[i]), float(self.exact[i]), float(self.coverage[i]),
+                    float(decision[i])) for i in order.tolist()]
 
 
 @dataclass(frozen=True)
@@ -134,10 +182,12 @@ class OverlayEntry:
 
 
 class HybridRetriever:
-    def __init__(self, index: KBIndex, embedder: QueryEmbedder | None, config: RetrievalConfig | None = None) -> None:
+    def __init__(self, index: KBIndex, embedder: QueryEmbedder | None, config: RetrievalConfig | None = None,
+                 full_features: bool = False) -> None:
         self.index = index
         self.embedder = embedder
         self.config = config or RetrievalConfig()
+        self.full_features = full_features  # compute every feature even where the configured score needs fewer
 
     def embed(self, question: str) -> np.ndarray:
         if self.embedder is None:
@@ -168,18 +218,23 @@ class HybridRetriever:
                 if slug not in hidden and slug not in order:
                     lexical_only.append(slug)
         slugs = list(order) + lexical_only
-        dense = np.zeros(len(slugs), dtype=np.float32)
+        profile = np.zeros((len(slugs), 3), dtype=np.float32)  # best phrasing, mean of two best, standard question
         aux = np.zeros((len(slugs), 2), dtype=np.float32)
         if use_dense and slugs:
             assert qvec is not None
-            dense[: len(order)] = list(order.values())
-            if lexical_only:
-                dense[len(order):] = self.index.best_phrasing_scores(qvec, lexical_only)
+            if self.full_features or self.config.ranker == "linear":
+                profile = self.index.phrasing_profile(qvec, slugs)
+            else:  # the grid score needs only the best phrasing: reconstruct rows of lexical-only candidates alone
+                profile[: len(order), 0] = list(order.values())
+                if lexical_only:
+                    profile[len(order):, 0] = self.index.best_phrasing_scores(qvec, lexical_only)
             aux = self.index.aux_scores(qvec, slugs)
         bm25 = self.index.lexical.score_slugs(qtokens, slugs) if slugs else np.zeros(0, dtype=np.float32)
+        cover = self.index.lexical.coverage(qtokens, slugs)
         qgrams = char_bigrams(text)
         exact = np.asarray([_best_dice(qgrams, self.index.phrasings.get(s, ())) for s in slugs], dtype=np.float32)
-        cands = Candidates(slugs, dense, aux[:, 0].copy(), aux[:, 1].copy(), bm25, exact)
+        cands = Candidates(slugs, profile[:, 0].copy(), aux[:, 0].copy(), aux[:, 1].copy(), bm25, exact,
+                           profile[:, 1].copy(), profile[:, 2].copy(), cover[:, 0].copy(), cover[:, 1].copy())
         if overlay:
             cands = _with_overlay(cands, overlay, qvec, qtokens, qgrams, self.index, use_dense)
         return cands
@@ -197,21 +252,21 @@ def _best_dice(qgrams: frozenset[str], phrasings: tuple[str, ...]) -> float:
 def _with_overlay(cands: Candidates, overlay: list[OverlayEntry], qvec: np.ndarray | None, qtokens: list[str],
                   qgrams: frozenset[str], index: KBIndex, use_dense: bool) -> Candidates:
     slugs = list(cands.slugs)
-    dense, centroid, answer, bm25, exact = (list(a.tolist()) for a in (cands.dense, cands.centroid, cands.answer,
-                                                                        cands.bm25, cands.exact))
+    cols = {name: list(getattr(cands, name).tolist()) for name in Candidates.ARRAYS}
     for item in overlay:
         slugs.append(item.entry.slug)
         if use_dense and qvec is not None:
-            sims = item.phrasing_vectors @ qvec
+            best, best2, title = phrasing_profile(item.phrasing_vectors @ qvec)
             c = item.phrasing_vectors.mean(axis=0)
             c /= max(float(np.linalg.norm(c)), 1e-12)
-            dense.append(float(sims.max()))
-            centroid.append(float(c @ qvec))
-            answer.append(float(item.answer_vector @ qvec))
+            values = {"dense": best, "dense2": best2, "title": title, "centroid": float(c @ qvec),
+                      "answer": float(item.answer_vector @ qvec)}
         else:
-            dense.append(0.0)
-            centroid.append(0.0)
-            answer.append(0.0)
-        bm25.append(index.lexical.score_document(qtokens, item.entry.lexical_tokens))
-        exact.append(_best_dice(qgrams, item.entry.phrasings))
-    return Candidates(slugs, *(np.asarray(a, dtype=np.float32) for a in (dense, centroid, answer, bm25, exact)))
+            values = {"dense": 0.0, "dense2": 0.0, "title": 0.0, "centroid": 0.0, "answer": 0.0}
+        values["bm25"] = index.lexical.score_document(qtokens, item.entry.lexical_tokens)
+        values["exact"] = _best_dice(qgrams, item.entry.phrasings)
+        values["coverage"], values["coverage_tokens"] = index.lexical.coverage_document(qtokens,
+                                                                                        item.entry.lexical_tokens)
+        for name in Candidates.ARRAYS:
+            cols[name].append(values[name])
+    return Candidates(slugs, *(np.asarray(cols[name], dtype=np.float32) for name in Candidates.ARRAYS))

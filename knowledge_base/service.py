@@ -289,12 +289,12 @@ class KnowledgeBase:
         if not usable:
             return DECLINED_EMPTY
         best, version, content, draft = usable[0]
-        runner = usable[1][0].score if len(usable) > 1 else None
-        confidence = config.confidence(best.score, runner)
+        runner = usable[1][0].decision_score if len(usable) > 1 else None
+        confidence = config.confidence(best.decision_score, runner)
         answered = confidence >= config.threshold
         suggestions = []
         for hit, _, c, _ in usable[1 if answered else 0:]:
-            conf = config.confidence(hit.score)
+            conf = config.confidence(hit.decision_score)
             if conf >= config.suggest_min and len(suggestions) < config.suggestions:
                 suggestions.append((hit.slug, c["question"], conf))
         if not answered:

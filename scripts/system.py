@@ -19,6 +19,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def rasa_model_path(root: Path = ROOT) -> Path:
+    """The trained Rasa model to serve: ``$JSJB_RASA_MODEL`` (e.g. one just trained into /tmp) or the one
+    ``make setup`` built (``var/models/rasa/bot.tar.gz``)."""
+    override = os.environ.get("JSJB_RASA_MODEL")
+    return Path(override) if override else root / "var" / "models" / "rasa" / "bot.tar.gz"
+
+
 def _get(url: str, timeout: float = 2.0) -> tuple[int, bytes]:
     try:
         with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - loopback only
@@ -75,7 +82,7 @@ class System:
 
     def start(self) -> None:
         venv = self.root / ".venv"
-        model = self.root / "var" / "models" / "rasa" / "bot.tar.gz"
+        model = rasa_model_path(self.root)
         if not model.exists():
             raise RuntimeError(f"no Rasa model at {model}: run `make setup` first")
         self._spawn("services", [

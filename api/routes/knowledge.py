@@ -5,6 +5,7 @@
 * ``/api/kb/entries...``, ``/api/kb/preview``, ``/api/kb/unanswered...`` - roles ``editor`` and ``admin``: create,
   edit (every change a new version), publish/unpublish/archive/restore, history, rollback, preview (drafts included),
   import/export (CSV, XLSX, JSON), the unanswered-questions list and "create an entry from this question".
+* ``/api/kb/me`` - editors: who the token is (the editors' page, ``/editor``, shows it after login).
 * ``/api/kb/index`` - ``admin``: index status and rebuild (disaster recovery).
 
 Publishing, unpublishing, archiving and rolling back a published entry update the search index incrementally right
@@ -120,6 +121,11 @@ def search(q: str = Query(..., min_length=1, max_length=500, description="问题
 
 
 # --------------------------------------------------------------------------------------------- editors
+
+
+@router.get("/me", summary="当前编辑令牌（名称与角色），供编辑页登录时核对")
+def whoami(principal: Principal = Depends(EDITORS)) -> dict[str, Any]:
+    return {"name": principal.name, "role": principal.role, "author": _author(principal)}
 
 
 @router.get("/entries", summary="条目列表与检索")

@@ -5,6 +5,9 @@
  * Talks to Rasa's socket.io channel (events user_uttered / bot_uttered), reconnects by itself, shows a typing
  * indicator while the assistant works, renders quick-reply buttons, and keeps the conversation across page reloads
  * (the session id lives in localStorage and Rasa's session_persistence is on).
+ * Quick replies (Rasa `buttons`): a click sends the button's payload (an intent such as "/affirm") and shows its
+ * title as the citizen's message; sending anything removes every offered set; after a reload only the last bot
+ * message, if nothing was said after it, gets its buttons back.
  */
 (function () {
   "use strict";
@@ -78,13 +81,19 @@
     row.setAttribute("data-testid", msg.from === "bot" ? "bot-message" : "user-message");
     var bubble = el("div", "jsjb-bubble", msg.text || "");
     row.appendChild(bubble);
-    if (msg.buttons && msg.buttons.length) {
+    var buttons = (msg.buttons || []).filter(function (b) { return b && (b.title || b.payload); });
+    if (buttons.length) {
       var bar = el("div", "jsjb-quick");
-      msg.buttons.forEach(function (b) {
-        var btn = el("button", "jsjb-quick-btn", b.title);
+      bar.setAttribute("role", "group");
+      bar.setAttribute("aria-label", "快捷回复");
+      buttons.forEach(function (b) {
+        var title = String(b.title || b.payload);
+        var btn = el("button", "jsjb-quick-btn", title);
         btn.type = "button";
         btn.setAttribute("data-testid", "quick-reply");
-        btn.addEventListener("click", function () { sendMessage(b.payload || b.title, b.title); bar.remove(); });
+        btn.setAttribute("data-payload", String(b.payload || title));
+        // the payload (e.g. "/affirm") goes to Rasa, the citizen sees the title as what they said
+        btn.addEventListener("click", function () { sendMessage(String(b.payload || title), title); });
         bar.appendChild(btn);
       });
       row.appendChild(bar);
@@ -155,15 +164,26 @@
 
   socket.on("bot_uttered", function (data) {
     showTyping(false);
-    var buttons = data.quick_replies || data.buttons || [];
+    // Rasa's socket.io channel sends buttons as quick_replies [{content_type, title, payload}]
+    var buttons = (data.quick_replies || data.buttons || []).map(function (b) {
+      return { title: b.title, payload: b.payload };
+    });
     var text = data.text || "";
     if (!text && data.attachment) text = "[附件]";
     renderMessage({ from: "bot", text: text, buttons: buttons }, true);
   });
 
+  // Quick replies answer the question they came with: once the citizen says anything (a click or typed text),
+  // every offered set is gone, so an old button can never be sent out of context.
+  function clearQuickReplies() {
+    var bars = log.querySelectorAll(".jsjb-quick");
+    for (var i = 0; i < bars.length; i++) bars[i].remove();
+  }
+
   function sendMessage(payload, shown) {
     var text = (shown || payload || "").trim();
-    if (!text) return;
+    if (!text || !(payload || "").trim()) return;
+    clearQuickReplies();
     renderMessage({ from: "user", text: text }, true);
     showTyping(true);
     if (ready && socket.connected) {

@@ -6,6 +6,10 @@ Runs in the Rasa environment and needs a trained model and the services environm
 Model: ``$RASA_MODEL``, else the newest ``*.tar.gz`` in ``$RASA_MODEL_DIR`` (default /tmp/rasa-models) or
 ``var/models/rasa``; services Python: ``$JSJB_SVC_PYTHON``, ``.venv/svc/bin/python`` or /tmp/exp/svc/bin/python.
 Skips when either is missing.
+
+The dialogue behaviours live here; ``tests/integration/test_end_to_end.py`` (services environment) covers what the
+system adds around them (the agent's view of a bot-made order, the knowledge-base answer, /health): the
+consultation answer is tested there, the emergency (as a first message and inside a form) here, each in one place.
 """
 from __future__ import annotations
 
@@ -71,11 +75,15 @@ class Servers:
     def __init__(self, rasa_url: str, data_dir: Path, svc_python: Path, env: dict) -> None:
         self.rasa_url, self.data_dir, self.svc_python, self.env = rasa_url, data_dir, svc_python, env
 
-    def send(self, sender: str, text: str) -> list[str]:
+    def send_full(self, sender: str, text: str) -> list[dict]:
+        """The REST channel's reply as sent to a city app: ``[{"recipient_id", "text", "buttons"?}, ...]``."""
         r = requests.post(f"{self.rasa_url}/webhooks/rest/webhook", json={"sender": sender, "message": text},
                           timeout=120)
         r.raise_for_status()
-        return [m["text"] for m in r.json() if m.get("text")]
+        return r.json()
+
+    def send(self, sender: str, text: str) -> list[str]:
+        return [m["text"] for m in self.send_full(sender, text) if m.get("text")]
 
     def tracker(self, sender: str) -> dict:
         return requests.get(f"{self.rasa_url}/conversations/{sender}/tracker", timeout=30).json()
@@ -183,6 +191,8 @@ def test_correction_at_the_read_back(servers):
 
 
 def test_emergency_in_the_middle_of_the_intake_gets_only_the_emergency_instruction(servers):
+    first = servers.send(_sender(), "楼道里着火了！好大的烟，怎么办")  # as the first message, outside any form
+    assert first and "119" in first[0], first
     me = _sender()
     reply = servers.send(me, "我要投诉")
     assert any("具体说说" in r for r in reply), reply
@@ -198,10 +208,41 @@ def test_insult_gets_persuasion_and_the_service_continues(servers):
     assert "文明表达" in reply[0] and "具体说说" in reply[-1]
 
 
-def test_consultation_is_answered_or_honestly_not(servers):
+def _buttons(messages: list[dict]) -> list[tuple[str, str]]:
+    return [(b["title"], b["payload"]) for m in messages for b in m.get("buttons") or []]
+
+
+def test_quick_replies_over_rest_carry_intent_payloads_that_the_dialogue_understands(servers):
+    """A city app gets the buttons in the REST reply (the text still names the options) and sends the payload."""
     me = _sender()
-    reply = "".join(servers.send(me, "居住证怎么办理"))
-    assert "这个回答对您有帮助吗？" in reply or ("没有查到" in reply or "无法查询" in reply) and "登记" in reply
+    greeting = servers.send_full(me, "你好")
+    assert ("我要反映问题", "/file_request") in _buttons(greeting) and ("转人工", "/human_handoff") in _buttons(greeting)
+    asked = servers.send_full(me, "/file_request")
+    assert any("具体说说" in m.get("text", "") for m in asked), asked
+    contact = servers.send_full(me, "小区门口的路灯坏了一个多月，晚上黑漆漆的，在朝阳区望京西园三区")
+    assert ("匿名反映", "/anonymous") in _buttons(contact) and "匿名" in contact[-1]["text"], contact
+    read_back = servers.send_full(me, "/anonymous")
+    assert "匿名反映" in read_back[-1]["text"] and "确认" in read_back[-1]["text"], read_back
+    assert _buttons(read_back) == [("确认提交", "/affirm"), ("需要修改", "/deny"), ("取消登记", "/cancel")]
+    change = servers.send(me, "/deny")
+    assert "哪一项需要修改" in change[-1], change
+    updated = servers.send_full(me, "地址是朝阳区望京西园三区5号楼")
+    assert "已为您更新" in updated[-1]["text"] and "5号楼" in updated[-1]["text"], updated
+    assert ("确认提交", "/affirm") in _buttons(updated)
+    done = "".join(servers.send(me, "/affirm"))
+    assert re.search(r"工单号：\d{8}-\d{6}", done), done
+
+
+def test_quick_reply_cancels_at_the_read_back(servers):
+    me = _sender()
+    servers.send(me, "我家楼下饭馆油烟太大，在朝阳区望京西园三区")
+    confidential = servers.send_full(me, "13812345678")
+    assert _buttons(confidential) == [("需要保密", "/confidential"), ("不需要保密", "/deny")], confidential
+    read_back = servers.send(me, "/deny")
+    assert "个人信息保密：否" in read_back[-1], read_back
+    cancelled = servers.send(me, "/cancel")
+    assert "已取消" in "".join(cancelled) and not re.search(r"\d{8}-\d{6}", "".join(cancelled)), cancelled
+    assert not (servers.tracker(me)["active_loop"] or {}).get("name")
 
 
 def test_praise_is_recorded(servers):
@@ -222,11 +263,11 @@ def test_handoff_pauses_until_an_agent_resumes(servers):
     assert any("12345" in t for t in servers.send(me, "你好"))
 
 
-def test_callback_triggered_from_outside_is_recorded(servers):
-    me = _sender()
+def _replied_order(servers, me: str) -> str:
+    """A work order answered by its unit (so it can be called back); its number."""
     created = servers.dispatch(
         """
-        r = svc.create_work_order(Intake(content="小区门口的路灯坏了好几盏，晚上很黑", phone="13912345678",
+        r = svc.create_work_order(Intake(content="小区门口的路灯坏了好几盏，晚上很黑", phone=args["phone"],
                                          district="朝阳区", street="望京街道"), idempotency_key=args["key"])
         agent = Actor("agent", "agent")
         unit = svc.get_order(r["number"], agent)["suggestions"][0]["unit_code"]
@@ -234,19 +275,42 @@ def test_callback_triggered_from_outside_is_recorded(servers):
         svc.accept(r["number"], Actor("unit", "unit", unit))
         svc.reply(r["number"], Actor("unit", "unit", unit), "已修复损坏路灯。")
         result = r
-        """, key=me)
-    number = created["number"]
-    servers.send(me, "你好")
+        """, key=me, phone="139" + str(int(uuid.uuid4().hex[:8], 16) % 10**8).zfill(8))  # a citizen of its own
+    return created["number"]
+
+
+def _trigger_callback(servers, me: str, number: str) -> list[dict]:
     r = requests.post(f"{servers.rasa_url}/conversations/{me}/trigger_intent?output_channel=latest",
                       json={"name": "EXTERNAL_callback", "entities": {"work_order_number": number}}, timeout=60)
     assert r.status_code == 200
-    asked = "".join(m.get("text", "") for m in r.json().get("messages", []))
+    return r.json().get("messages", [])
+
+
+def test_callback_triggered_from_outside_is_recorded(servers):
+    me = _sender()
+    number = _replied_order(servers, me)
+    servers.send(me, "你好")
+    asked = "".join(m.get("text", "") for m in _trigger_callback(servers, me, number))
     assert number in asked and "解决了吗" in asked
     assert any("满意" in t for t in servers.send(me, "已经解决了"))
     assert any("感谢您的评价" in t for t in servers.send(me, "很满意"))
     detail = servers.dispatch(
         'result = svc.get_order(args["number"], Actor("agent", "agent"))', number=number)
     assert detail["resolved"] is True and detail["satisfaction"] == "满意"
+
+
+def test_callback_answered_with_quick_replies(servers):
+    me = _sender()
+    number = _replied_order(servers, me)
+    asked = _trigger_callback(servers, me, number)
+    assert _buttons(asked) == [("已解决", "/resolved"), ("未解决", "/not_resolved")], asked
+    satisfaction = servers.send_full(me, "/not_resolved")
+    assert _buttons(satisfaction) == [("满意", "/satisfied"), ("基本满意", "/basically_satisfied"),
+                                      ("不满意", "/dissatisfied")], satisfaction
+    assert any("督促" in t for t in servers.send(me, "/dissatisfied"))
+    detail = servers.dispatch(
+        'result = svc.get_order(args["number"], Actor("agent", "agent"))', number=number)
+    assert detail["resolved"] is False and detail["satisfaction"] == "不满意"
 
 
 def test_id_card_numbers_are_refused_and_never_stored(servers):

@@ -571,6 +571,23 @@ def test_buttons_become_numbered_options_and_a_number_answer_sends_the_payload()
     run(scenario())
 
 
+def test_the_bots_own_quick_replies_render_as_numbered_options_with_intent_payloads():
+    """Every `buttons:` response of bot/domain.yml reaches a WeChat citizen as numbered titles; each number stands
+    for an intent payload the domain knows."""
+    import yaml
+
+    domain = yaml.safe_load((Path(__file__).resolve().parents[2] / "bot" / "domain.yml").read_text(encoding="utf-8"))
+    intents = set(domain["intents"])
+    with_buttons = {name: variants[0] for name, variants in domain["responses"].items() if variants[0].get("buttons")}
+    assert {"utter_greet", "utter_ask_contact_phone", "utter_ask_callback_satisfaction"} <= set(with_buttons)
+    for name, response in with_buttons.items():
+        rendered = wechat.render_message(response)
+        assert rendered.options and len(rendered.options) == len(response["buttons"]), name
+        for index, (option, button) in enumerate(zip(rendered.options, response["buttons"]), start=1):
+            assert f"{index}. {button['title']}" in rendered.texts[0], name
+            assert option["payload"].startswith("/") and option["payload"][1:] in intents, (name, option)
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # events and non-text messages
 # ----------------------------------------------------------------------------------------------------------------

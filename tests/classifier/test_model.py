@@ -13,6 +13,7 @@ import pytest
 
 from classifier.data import load_corpus
 from classifier.labels import HEADS, LabelMaps
+from classifier.onnx_export import onnxruntime_available
 from classifier.retrain import merge_decisions
 from classifier.service import Classifier, load_classifier
 from classifier.train import gather_rows
@@ -123,14 +124,17 @@ def test_training_data_without_the_shared_file(tmp_path):
     assert not test_texts & {r["text"] for r in rows}
 
 
-def test_cached_loader_and_int8_variant(tiny_model_dir, tiny):
+def test_cached_loader_and_backends(tiny_model_dir, tiny):
     a = load_classifier(tiny_model_dir)
     assert load_classifier(tiny_model_dir) is a
-    q = Classifier.load(tiny_model_dir, quantize=True)
+    assert a.backend == ("onnx-int8" if onnxruntime_available() else "torch")
     texts = [r["text"] for r in load_corpus("test")[:60]]
-    pf, pq = a.probabilities(texts), q.probabilities(texts)
-    agree = np.mean(pf["category_l1"].argmax(1) == pq["category_l1"].argmax(1))
-    assert agree >= 0.9
+    served = a.probabilities(texts)
+    for backend in ("torch", "torch-int8"):
+        other = Classifier.load(tiny_model_dir, backend=backend)
+        assert other.backend == backend
+        agree = np.mean(served["category_l1"].argmax(1) == other.probabilities(texts)["category_l1"].argmax(1))
+        assert agree >= 0.9, backend
 
 
 @pytest.mark.skipif(not os.environ.get("JSJB_CLASSIFIER_DIR"), reason="set JSJB_CLASSIFIER_DIR to the full model")

@@ -53,7 +53,8 @@ def test_lexical_features_match_scikit_learn_and_reasons_are_phrases_of_the_text
     vec = TfidfVectorizer(analyzer="char", ngram_range=(1, 3), sublinear_tf=True, min_df=1).fit(texts)
     inv = {i: g for g, i in model.vocab.items()}
     for text in texts + ["饭馆油烟"]:
-        idx, val, _ = model.features(text)
+        f = model.features(text)
+        idx, val = f.idx, f.val
         ours = {inv[i]: v for i, v in zip(idx.tolist(), val.tolist())}
         row = vec.transform([text]).tocoo()
         ref = {vec.get_feature_names_out()[j]: v for j, v in zip(row.col, row.data)}
@@ -77,3 +78,23 @@ def test_shared_split_is_fixed_stratified_and_disjoint():
     assert not {r["text"] for r in tr1} & {r["text"] for r in te1}
     counts = {c: sum(r["category_l1"] == c for r in te1) for c in CATEGORY_L1[:3]}
     assert max(counts.values()) - min(counts.values()) <= 1
+
+
+def test_word_ngram_features_join_the_character_row():
+    from classifier.lexical import WORD_PREFIX, char_ngrams, word_ngrams
+
+    texts = ["饭馆油烟太大熏得没法开窗", "楼下饭馆油烟扰民", "暖气不热家里才十五度", "小区暖气不热", "公交车司机态度差",
+             "公交车到站不停", "饭馆后厨油烟直排", "暖气片不热"]
+    y = np.array([0, 0, 1, 1, 2, 2, 0, 1])
+    model = LexicalModel((1, 2), min_df=1, word_ngram=(1, 2)).fit(texts, {"h": y}, {"h": 3})
+    assert any(k.startswith(WORD_PREFIX) for k in model.vocab)
+    vec = TfidfVectorizer(analyzer=lambda t: [g for g, _ in char_ngrams(t, 1, 2)] + word_ngrams(t, 1, 2),
+                          sublinear_tf=True, min_df=1).fit(texts)
+    inv = {i: g for g, i in model.vocab.items()}
+    for text in texts + ["饭馆油烟，暖气"]:
+        f = model.features(text)
+        ours = {inv[i]: v for i, v in zip(f.idx.tolist(), f.val.tolist())}
+        row = vec.transform([text]).tocoo()
+        ref = {vec.get_feature_names_out()[j]: v for j, v in zip(row.col, row.data)}
+        assert ours.keys() == ref.keys() and all(abs(ours[g] - ref[g]) < 1e-5 for g in ours)
+    assert model.scores(["饭馆油烟太呛"])["h"][0].argmax() == 0

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from scripts.system import System
+from scripts.system import System, rasa_model_path
 
 ROOT = Path(__file__).resolve().parents[2]
-RASA_MODEL = ROOT / "var" / "models" / "rasa" / "bot.tar.gz"
+RASA_MODEL = rasa_model_path(ROOT)
 
 
 def _free_port() -> int:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts.system import System
+from scripts.system import System, rasa_model_path
 
 ROOT = Path(__file__).resolve().parents[2]
 STORIES = ROOT / "bot" / "tests"
@@ -27,7 +27,7 @@ def test_every_conversation_test_story_passes(system: System, tmp_path: Path):
     env = {**os.environ, **system.process_env()}
     proc = subprocess.run(
         [str(ROOT / ".venv" / "rasa" / "bin" / "python"), "-m", "rasa", "test", "core",
-         "--model", str(ROOT / "var" / "models" / "rasa" / "bot.tar.gz"), "--stories", "tests",
+         "--model", str(rasa_model_path(ROOT)), "--stories", "tests",
          "--endpoints", "endpoints.yml", "--out", str(out), "--fail-on-prediction-errors", "--no-plot"],
         cwd=ROOT / "bot", env=env, capture_output=True, text=True, timeout=1500,
     )

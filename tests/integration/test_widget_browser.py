@@ -5,7 +5,9 @@ The browser script plays one conversation and prints a JSON report of what a per
 assert on it: the page loads, shows 在线 and greets; a complaint shows the citizen's bubble and the typing indicator
 until the answer; after a reload the conversation is still on the page and the bot still expects the contact
 answer; after the connection drops the status says so, comes back to 在线, and the confirmation sent then is
-answered with a work-order number; quick-reply buttons, where the bot offers them, are clicked and answered.
+answered with a work-order number; the quick-reply buttons the bot offers (匿名反映 at the contact question, 确认提交 /
+需要修改 / 取消登记 at the read-back, 有帮助 / 没帮助 after a knowledge-base answer) are clicked, show their title as the
+citizen's message, send their intent payload, disappear, and get the answer that button asks for.
 A screenshot of the finished conversation goes to the test's tmp dir and to var/widget-screenshot.png.
 """
 from __future__ import annotations
@@ -21,11 +23,11 @@ import httpx
 import pytest
 
 from api.main import chat_socket_url
-from scripts.system import System
+from scripts.system import System, rasa_model_path
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = Path(__file__).resolve().parent / "widget_browser.mjs"
-RASA_MODEL = ROOT / "var" / "models" / "rasa" / "bot.tar.gz"
+RASA_MODEL = rasa_model_path(ROOT)
 CHROMIUM = Path(os.environ.get("JSJB_CHROMIUM", "/usr/bin/chromium"))
 PLAYWRIGHT = ROOT / "node_modules" / "playwright-core"
 SCREENSHOT = ROOT / "var" / "widget-screenshot.png"
@@ -41,13 +43,6 @@ needs_browser = [
     pytest.mark.skipif(shutil.which("node") is None, reason="Node.js is not installed"),
     pytest.mark.skipif(not PLAYWRIGHT.exists(), reason="npm packages (playwright-core) not installed: run `make setup`"),
 ]
-
-
-def _bot_offers_buttons() -> bool:
-    """Whether any bot turn can carry quick-reply buttons (a domain response or a custom action with buttons)."""
-    domain = (ROOT / "bot" / "domain.yml").read_text(encoding="utf-8")
-    actions = "".join(p.read_text(encoding="utf-8") for p in (ROOT / "actions").glob("*.py"))
-    return bool(re.search(r"^\s*buttons:", domain, re.M)) or "buttons=" in actions
 
 
 @pytest.fixture(scope="module")
@@ -121,6 +116,8 @@ class TestWidgetInChromium:
         assert load["socket_url"] == system.rasa_url
         assert load["status_seen"][-1] == ONLINE
         assert load["greeting"] and "您好" in load["greeting"][0] and "12345" in load["greeting"][0]
+        greeting_buttons = report["steps"]["complaint"]["buttons_offered"]
+        assert any("反映" in b for b in greeting_buttons) and "转人工" in greeting_buttons, greeting_buttons
         assert load["session_id"]
 
     def test_complaint_shows_bubble_typing_indicator_and_answer(self, report: dict):
@@ -161,21 +158,48 @@ class TestWidgetInChromium:
         assert "居住证" in "\n".join(turn["replies"]) and "帮助" in turn["replies"][-1]
         assert_turn_seen_like_a_person(step(report, "consultation_feedback"))
 
-    def test_quick_replies_render_and_send(self, report: dict):
-        step(report, "consultation")  # the whole conversation ran
-        offered, clicked = report["quick_replies"]["offered"], report["quick_replies"]["clicked"]
-        if not offered:
-            if _bot_offers_buttons():
-                pytest.fail("bot/domain.yml or actions/ define buttons, but no turn of the conversation showed any "
-                            "(checked: intake questions, confirmation, consultation feedback)")
-            pytest.skip("the bot offers no quick-reply buttons in any turn (no `buttons:` in bot/domain.yml, no "
-                        "buttons= in actions/): nothing for the widget to render")
-        assert clicked, f"quick replies were offered but none matched the answer to give: {offered}"
-        turns = [t for t in _all_turns(report) if t["via"] == "quick-reply"]
-        assert turns
-        for turn in turns:
-            assert turn["buttons_left_after_click"] == 0, "the buttons stay after one was clicked"
+    def test_quick_replies_are_offered_where_a_citizen_expects_them(self, report: dict):
+        step(report, "consultation_feedback")  # the whole conversation ran
+        offered = {o["step"]: o for o in report["quick_replies"]["offered"]}
+        contact = offered["contact_after_reload"]  # restored after the reload: the contact question is the last turn
+        assert "匿名反映" in contact["buttons"] and "/anonymous" in contact["payloads"], contact
+        assert report["steps"]["readback_buttons"] == ["确认提交", "需要修改", "取消登记"]
+        assert offered["readback_change"]["payloads"] == ["/affirm", "/deny", "/cancel"]
+        feedback = offered["kb_feedback"]
+        assert feedback["buttons"] == ["有帮助", "没帮助"] and feedback["payloads"] == ["/affirm", "/deny"], feedback
+
+    def test_quick_reply_click_sends_the_payload_and_gets_the_right_answer(self, report: dict):
+        step(report, "consultation_feedback")
+        clicked = {c["step"]: c for c in report["quick_replies"]["clicked"]}
+        assert set(clicked) >= {"contact_after_reload", "readback_change", "confirm_after_reconnect", "kb_feedback"}, \
+            report["quick_replies"]
+        turns = {t["step"]: t for t in _all_turns(report) if t["via"] == "quick-reply"}
+        for name, turn in turns.items():
+            assert turn["buttons_left_after_click"] == 0, f"{name}: the buttons stay after one was clicked"
+            # the citizen sees the title, never the intent payload
+            assert turn["user_bubble"] == clicked[name]["title"] and not turn["user_bubble"].startswith("/"), turn
             assert_turn_seen_like_a_person(turn)
+        # each click got the answer to that choice
+        assert "匿名" in "\n".join(turns["contact_after_reload"]["replies"])
+        assert "哪一项需要修改" in "\n".join(turns["readback_change"]["replies"]), turns["readback_change"]["replies"]
+        assert ORDER_NUMBER.search("\n".join(turns["confirm_after_reconnect"]["replies"]))
+        assert "很高兴" in "\n".join(turns["kb_feedback"]["replies"]), turns["kb_feedback"]["replies"]
+
+    def test_correction_after_the_change_button_reads_back_again_with_buttons(self, report: dict):
+        corrected = step(report, "readback_corrected")
+        assert corrected["via"] == "typed"
+        assert_turn_seen_like_a_person(corrected)
+        text = "\n".join(corrected["replies"])
+        assert "5号楼" in text and "确认" in text, text
+        assert not re.search(r"发生时间：[^\n]*5号", text), "the building number 5号楼 was taken for a date (5号)"
+        assert report["steps"]["readback_buttons_again"] == ["确认提交", "需要修改", "取消登记"]
+
+    def test_sending_anything_removes_the_offered_buttons(self, report: dict):
+        step(report, "consultation_feedback")
+        turns = _all_turns(report)
+        assert any(t["via"] == "typed" and t["buttons_offered"] for t in turns), "no typed answer to a buttoned turn"
+        for turn in turns:
+            assert turn["buttons_left_after_send"] == 0, f"stale quick replies after {turn['step']}: {turn}"
 
     def test_no_script_errors_and_a_screenshot(self, report: dict):
         step(report, "consultation")
@@ -192,6 +216,6 @@ class TestWidgetInChromium:
 def _all_turns(report: dict) -> list[dict]:
     steps = report["steps"]
     turns = [steps.get("complaint"), *steps.get("intake", []), (steps.get("reload") or {}).get("answer"),
-             *steps.get("after_reload", []), (steps.get("reconnect") or {}).get("answer"), steps.get("consultation"),
-             steps.get("consultation_feedback")]
+             *steps.get("after_reload", []), steps.get("readback_change"), steps.get("readback_corrected"),
+             (steps.get("reconnect") or {}).get("answer"), steps.get("consultation"), steps.get("consultation_feedback")]
     return [t for t in turns if t]

@@ -8,9 +8,10 @@
 // The conversation: the page loads and greets; a complaint is typed (user bubble, typing indicator, bot answer);
 // the intake questions are answered up to the contact question; the page is reloaded (history still shown, the bot
 // still expects the contact answer); the connection is dropped (status shows reconnecting, then 在线 again) and
-// the confirmation sent after the reconnect is answered with a work-order number; then a consultation asks
+// at the read-back the citizen clicks 需要修改 and types a corrected address (the read-back comes again); the
+// confirmation sent after the reconnect is answered with a work-order number; then a consultation asks
 // "这个回答对您有帮助吗？". Wherever the bot offers quick-reply buttons for an answer, a button is clicked instead of
-// typing.
+// typing; every turn records how many buttons were left on the page right after sending.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -144,6 +145,14 @@ async function lastBotButtons() {
   }, [SEL.bot, SEL.quick]);
 }
 
+async function lastBotPayloads() {
+  return page.evaluate(([botSel, quickSel]) => {
+    const rows = document.querySelectorAll(botSel);
+    const last = rows[rows.length - 1];
+    return last ? [...last.querySelectorAll(quickSel)].map((b) => b.dataset.payload) : [];
+  }, [SEL.bot, SEL.quick]);
+}
+
 // One citizen turn: click the quick reply that matches `want` when the bot offers buttons, else type `text`.
 // Returns what a person would notice.
 async function say(text, { want = null, step = null } = {}) {
@@ -154,14 +163,17 @@ async function say(text, { want = null, step = null } = {}) {
   const turn = { sent: text, via: "typed", buttons_offered: buttons };
   if (buttons.length) {
     const lastBot = (await messages(SEL.bot)).pop();
-    report.quick_replies.offered.push({ step, prompt: lastBot, buttons });
-    const choice = buttons.find((b) => want && want.test(b)) || null;
-    if (choice) {
-      await page.locator(SEL.bot).last().locator(SEL.quick, { hasText: choice }).first().click();
+    const payloads = await lastBotPayloads();
+    report.quick_replies.offered.push({ step, prompt: lastBot, buttons, payloads });
+    const index = buttons.findIndex((b) => want && want.test(b));
+    if (index >= 0) {
+      const choice = buttons[index];
+      await page.locator(SEL.bot).last().locator(SEL.quick).nth(index).click();
       turn.sent = choice;
+      turn.payload = payloads[index];
       turn.via = "quick-reply";
       turn.buttons_left_after_click = await page.locator(SEL.quick).count();
-      report.quick_replies.clicked.push({ step, title: choice });
+      report.quick_replies.clicked.push({ step, title: choice, payload: payloads[index] });
     }
   }
   if (turn.via === "typed") {
@@ -169,6 +181,8 @@ async function say(text, { want = null, step = null } = {}) {
     await page.locator(SEL.input).press("Enter");
     turn.input_cleared = (await page.locator(SEL.input).inputValue()) === "";
   }
+  turn.buttons_left_after_send = await page.locator(SEL.quick).count();
+  turn.step = step;
   turn.typing_visible_right_after_send = await page.locator(SEL.typing).isVisible();
   const users = await messages(SEL.user);
   turn.user_bubble = users.length > userBefore ? users[users.length - 1] : null;
@@ -285,6 +299,14 @@ async function main() {
     prompt = turn.replies.join("\n");
   }
   report.steps.confirmation_question = prompt;
+  report.steps.readback_buttons = await lastBotButtons();
+
+  // 4b. at the read-back the citizen wants a change: 需要修改, then the corrected address; the read-back comes again
+  const change = await say("需要修改", { want: /修改/, step: "readback_change" });
+  report.steps.readback_change = change;
+  const corrected = await say("地址是朝阳区望京西园三区5号楼", { step: "readback_corrected" });
+  report.steps.readback_corrected = corrected;
+  report.steps.readback_buttons_again = corrected.buttons_on_answer;
 
   // 5. the connection drops: status shows it; after the reconnect a message is answered
   const reconnect = { session_id_before: await page.evaluate(() => window.JSJBChat.sessionId()) };

@@ -1,9 +1,8 @@
 """Tests of the custom actions (actions/) against the real dispatch service and a real SQLite database.
 
-Runs in the services environment (rasa_sdk, SQLAlchemy 2, dispatch):
-``cd /work/main && /tmp/exp/svc/bin/python -m pytest tests/bot/test_actions.py -q``; in the Rasa environment it
-skips. Trackers are built the way Rasa sends them; the entities come from the same nlu/ functions the Rasa
-pipeline runs (normaliser, gazetteer, pattern extractor), only the intent is given.
+Runs in the services environment (rasa_sdk, SQLAlchemy 2, dispatch), part of ``make test``'s services stage:
+``.venv/svc/bin/python -m pytest tests/actions -q``. Trackers are built the way Rasa sends them; the entities come
+from the same nlu/ functions the Rasa pipeline runs (normaliser, gazetteer, pattern extractor), only the intent is given.
 """
 from __future__ import annotations
 
@@ -13,10 +12,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 import pytest
-
-pytest.importorskip("pydantic_settings")  # services environment only
-pytest.importorskip("rasa_sdk")
-yaml = pytest.importorskip("yaml")
+import yaml
 
 from nlu.gazetteer import Gazetteer  # noqa: E402
 from nlu.patterns import find_patterns  # noqa: E402
@@ -104,7 +100,8 @@ class Conversation:
             elif event["event"] == "active_loop":
                 self.active_loop = event.get("name")
             self.events.append(event)
-        return {"events": result.events, "texts": [r.get("text") for r in result.responses if r.get("text")]}
+        return {"events": result.events, "texts": [r.get("text") for r in result.responses if r.get("text")],
+                "buttons": [(b["title"], b["payload"]) for r in result.responses for b in r.get("buttons") or []]}
 
     def form_turn(self, text: str, intent: str) -> Dict[str, Any]:
         """A user turn inside intake_form: validation, then the question the form asks next."""
@@ -112,7 +109,9 @@ class Conversation:
         self.say(text, intent)
         out = self.run("validate_intake_form")
         if self.slots.get("requested_slot") == "confirmed":
-            out["texts"] += self.run("action_ask_confirmed")["texts"]
+            asked = self.run("action_ask_confirmed")
+            out["texts"] += asked["texts"]
+            out["buttons"] += asked["buttons"]
         return out
 
 
@@ -194,6 +193,37 @@ def test_correction_without_a_value_asks_again(database, executor, gazetteer):
     assert conv.slots["requested_slot"] == "confirmed"
     asked = conv.run("action_ask_confirmed")["texts"][0]
     assert asked.startswith("好的，请问哪一项需要修改")
+
+
+def test_read_back_quick_replies_and_a_building_number_is_no_date(database, executor, gazetteer):
+    conv = Conversation(executor, gazetteer, "citizen-buttons")
+    conv.slots["requested_slot"] = None
+    conv.form_turn("我家楼下饭馆油烟太大，在朝阳区望京西园三区", "file_request")
+    conv.form_turn(PHONE, "inform")
+    read_back = conv.form_turn("/deny", "deny")  # the 不需要保密 button
+    assert conv.slots["confidential"] is False
+    assert read_back["buttons"] == [("确认提交", "/affirm"), ("需要修改", "/deny"), ("取消登记", "/cancel")]
+    assert "取消" in read_back["texts"][-1]  # the text names the options too (text-only channels)
+    change = conv.form_turn("/deny", "deny")  # 需要修改
+    assert change["texts"][-1].startswith("好的，请问哪一项需要修改") and conv.slots["requested_slot"] == "confirmed"
+    updated = conv.form_turn("地址是朝阳区望京西园三区5号楼", "correction")
+    assert "5号楼" in conv.slots["address"] and conv.slots["occurred_at"] is None, conv.slots
+    assert "发生时间" not in updated["texts"][-1] and ("确认提交", "/affirm") in updated["buttons"]
+    conv.form_turn("是这个月5号晚上开始的", "inform")  # a real day of the month is still a time
+    assert conv.slots["occurred_at"] and "5号" in conv.slots["occurred_at"]
+    done = conv.form_turn("/affirm", "affirm")
+    assert conv.slots["confirmed"] is True, done
+
+
+def test_consultation_answer_offers_feedback_buttons(database, executor, gazetteer):
+    conv = Conversation(executor, gazetteer, "citizen-kb-buttons")
+    conv.say("居住证怎么办理", "consult")
+    out = conv.run("action_answer_consultation")
+    if conv.slots.get("dialogue_stage") == "kb_feedback":
+        assert out["buttons"] == [("有帮助", "/affirm"), ("没帮助", "/deny")]
+        conv.say("/deny", "deny")
+        out = conv.run("action_kb_feedback")
+    assert out["buttons"] == [("帮我登记", "/affirm"), ("不用了", "/deny")] and "登记" in out["texts"][-1]
 
 
 def test_anonymous_skips_phone_and_confidentiality(database, executor, gazetteer):
@@ -308,3 +338,12 @@ def test_consultation_answers_or_honestly_offers_to_file(database, executor, gaz
     if conv.slots["dialogue_stage"] == "offer_file":
         conv.run("action_start_request_from_question")
         assert conv.slots["description"] == "居住证怎么办理" and conv.slots["request_type"] == "咨询"
+
+
+def test_action_quick_replies_send_intents_the_domain_knows():
+    from actions import buttons
+
+    offered = [buttons.HANDOFF, *buttons.READ_BACK, *buttons.KB_FEEDBACK, *buttons.OFFER_FILE]
+    for b in offered:
+        assert b["title"] and b["payload"].startswith("/") and b["payload"][1:] in DOMAIN["intents"], b
+    assert buttons.buttons(buttons.READ_BACK) is not buttons.READ_BACK  # a fresh list for each message

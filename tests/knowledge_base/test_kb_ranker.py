@@ -1,0 +1,113 @@
+"""The learned linear ranker and its features (no model needed): phrasing profile, query coverage, the linear score
+with the decision taken from the hand-shaped score, and the pairwise fit on a toy feature matrix."""
+from __future__ import annotations
+
+import numpy as np
+
+from knowledge_base.evaluate import FeatureMatrix, fit_linear_ranker, outcome
+from knowledge_base.index import IndexedEntry, KBIndex, phrasing_profile
+from knowledge_base.lexical import LexicalIndex
+from knowledge_base.retrieval import FEATURES, Candidates, HybridRetriever, OverlayEntry, RetrievalConfig
+
+DIM = 8
+
+
+def unit(v: np.ndarray) -> np.ndarray:
+    v = np.asarray(v, dtype=np.float32)
+    return v / np.linalg.norm(v, axis=-1, keepdims=True)
+
+
+def test_phrasing_profile_best_mean_of_two_and_standard_question() -> None:
+    assert phrasing_profile(np.array([0.2, 0.9, 0.5])) == (0.9, 0.7, 0.2)
+    assert phrasing_profile(np.array([0.4])) == (0.4, 0.4, 0.4)
+
+
+def test_index_phrasing_profile_matches_the_rows() -> None:
+    rng = np.random.default_rng(1)
+    vecs = unit(rng.standard_normal((3, DIM)))
+    index = KBIndex(DIM, dense_kind="flat")
+    index.upsert(IndexedEntry("a", 1, ("问一", "问二", "问三"), "答", ("问",)), vecs, unit(rng.standard_normal(DIM)))
+    q = unit(rng.standard_normal(DIM))
+    got = index.phrasing_profile(q, ["a", "missing"])
+    assert np.allclose(got[0], phrasing_profile(vecs @ q), atol=1e-6)
+    assert np.allclose(got[1], -1.0)
+
+
+def test_coverage_weights_rare_tokens_and_counts_unknown_ones_as_missing() -> None:
+    lex = LexicalIndex()
+    lex.add("dog", ["养犬", "登记", "办理"])
+    lex.add("card", ["社保卡", "办理"])
+    lex.add("id", ["身份证", "办理"])
+    cov = lex.coverage(["养犬", "办理", "火星"], ["dog", "card", "none"])
+    assert cov[0, 0] == 1.0  # every known token (养犬, 办理) is in the document
+    assert abs(cov[0, 1] - 2 / 3) < 1e-6  # 火星 is unknown: missing from the plain share
+    assert 0.0 < cov[1, 0] < 0.5  # only the common token 办理 (low IDF)
+    assert cov[2].tolist() == [0.0, 0.0]
+    w, plain = lex.coverage_document(["养犬", "办理", "火星"], ["养犬", "火星"])
+    assert w > 0.5 and abs(plain - 2 / 3) < 1e-6
+
+
+def candidates(dense, title, bm25=None) -> Candidates:
+    n = len(dense)
+    z = np.zeros(n, dtype=np.float32)
+    arr = lambda v: np.asarray(v, dtype=np.float32)  # noqa: E731
+    return Candidates([f"e{i}" for i in range(n)], arr(dense), z, z, arr(bm25 if bm25 is not None else z), z,
+                      arr(dense), arr(title), z, z)
+
+
+def test_linear_ranker_orders_and_grid_decides() -> None:
+    cands = candidates(dense=[0.9, 0.8], title=[0.0, 1.0])
+    grid = RetrievalConfig(mode="hybrid", centroid_weight=0.0, answer_weight=0.0, lexical_weight=0.0)
+    assert [h.slug for h in cands.hits(grid)] == ["e0", "e1"]
+    linear = RetrievalConfig(mode="hybrid", centroid_weight=0.0, answer_weight=0.0, lexical_weight=0.0,
+                             ranker="linear", weights={"dense": 1.0, "title": 1.0}, decision="grid")
+    hits = cands.hits(linear)
+    assert [h.slug for h in hits] == ["e1", "e0"]
+    assert abs(hits[0].score - 1.8) < 1e-6
+    assert abs(hits[0].decision_score - 0.8) < 1e-6  # the hand-shaped score of the entry the ranker put first
+    own = RetrievalConfig.from_dict({**linear.to_dict(), "decision": "rank"})
+    assert abs(cands.hits(own)[0].decision_score - 1.8) < 1e-6
+
+
+def test_config_round_trip_keeps_the_ranker() -> None:
+    cfg = RetrievalConfig(ranker="linear", weights={"dense": 1.5, "lexical": 0.5}, decision="grid")
+    again = RetrievalConfig.from_dict(cfg.to_dict())
+    assert again.ranker == "linear" and again.weights == cfg.weights and again.decision == "grid"
+    assert "weights" not in RetrievalConfig().to_dict()
+
+
+def test_fit_linear_ranker_learns_the_informative_feature() -> None:
+    rng = np.random.default_rng(0)
+    cands, golds = [], []
+    for i in range(40):
+        n = 6
+        title = rng.uniform(0.0, 0.5, n).astype(np.float32)
+        gold = int(rng.integers(n))
+        title[gold] = 0.9  # the standard-question cosine identifies the gold entry; dense is noise
+        c = candidates(dense=rng.uniform(0.5, 0.9, n), title=title)
+        cands.append(c)
+        golds.append(c.slugs[gold])
+    fm = FeatureMatrix.of(cands, golds)
+    weights = fit_linear_ranker(fm, np.ones(len(golds), dtype=bool))
+    assert set(weights) == set(FEATURES)
+    assert abs(sum(abs(w) for w in weights.values()) - 2.0) < 1e-6
+    assert weights["title"] == max(weights.values())
+    o = outcome(fm, RetrievalConfig(mode="hybrid", ranker="linear", weights=weights))
+    assert o.top_correct.all()
+
+
+def test_overlay_draft_gets_every_feature() -> None:
+    rng = np.random.default_rng(2)
+    index = KBIndex(DIM, dense_kind="flat")
+    index.upsert(IndexedEntry("a", 1, ("居住证怎么办",), "答", ("居住证", "办")), unit(rng.standard_normal((1, DIM))),
+                 unit(rng.standard_normal(DIM)))
+    q = unit(rng.standard_normal(DIM))
+    draft_vecs = unit(np.stack([q, rng.standard_normal(DIM)]))
+    draft = OverlayEntry(IndexedEntry("d", 1, ("养狗登记", "狗证"), "答", ("养狗", "登记", "狗证")), draft_vecs,
+                         unit(rng.standard_normal(DIM)))
+    cfg = RetrievalConfig(mode="hybrid", ranker="linear", weights={"title": 1.0, "coverage": 1.0})
+    cands = HybridRetriever(index, None, cfg).candidates("养狗登记", query_vector=q, overlay=[draft])
+    i = cands.slugs.index("d")
+    assert abs(cands.title[i] - 1.0) < 1e-5 and abs(cands.dense[i] - 1.0) < 1e-5
+    assert cands.coverage_tokens[i] > 0.0  # its tokens are unknown to the corpus: no IDF weight, plain share only
+    assert cands.hits(cfg)[0].slug == "d"
