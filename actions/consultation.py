@@ -16,6 +16,8 @@ logger = logging.getLogger(__name__)
 
 HELPFUL_QUESTION = "这个回答对您有帮助吗？"
 OFFER_FILE = "需要我帮您把这个问题登记下来，转给相关部门答复吗？"
+OTHER_REGION = ("您问的是{region}的政策或办事问题。12345市民服务热线只解答北京市的政策和办事流程，{region}的规定可能和北京不同，"
+                "请咨询{region}当地的12345政务服务便民热线或有关部门，以当地规定为准。如果您要问的是在北京怎么办，请再说具体一些。")
 
 
 class ActionAnswerConsultation(Action):
@@ -39,6 +41,9 @@ class ActionAnswerConsultation(Action):
             dispatcher.utter_message(text=f"{text}\n{HELPFUL_QUESTION}", buttons=buttons.buttons(buttons.KB_FEEDBACK))
             await self._record_answered(tracker, question, result)
             return events + [SlotSet("kb_entry_id", result.entry_id), SlotSet("dialogue_stage", "kb_feedback")]
+        if result.other_region:  # not Beijing's matter: say where to ask; nothing to file here
+            dispatcher.utter_message(text=OTHER_REGION.format(region=result.other_region))
+            return events + [SlotSet("kb_entry_id", None), SlotSet("dialogue_stage", None)]
         if not result.available:
             lead = "抱歉，知识库暂时无法查询。"
         else:

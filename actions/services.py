@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Optional
@@ -55,6 +56,7 @@ class KBAnswer:
     score: Optional[float] = None
     suggestions: list = field(default_factory=list)  # [(entry_id, question, score)]
     available: bool = True  # False when the knowledge base could not be reached
+    other_region: Optional[str] = None  # declined: the question is about another city or province
 
 
 # ------------------------------------------------------------------------------------------------ database
@@ -165,6 +167,41 @@ def _proposal(text: str):
         return None
 
 
+# ------------------------------------------------------------------------------------------------ start-up
+
+
+def warm_up() -> dict[str, float]:
+    """Load what the first citizens would otherwise wait for (seconds each): the database and catalog, the
+    classifier, the knowledge base with its index and encoder, repeat detection. Never raises: a part that fails is
+    logged and loads again on first use."""
+    timings: dict[str, float] = {}
+
+    def part(name: str, fn) -> None:
+        started = time.perf_counter()
+        try:
+            fn()
+        except Exception:  # noqa: BLE001 - warm-up is an optimisation only
+            logger.exception("warm-up of %s failed", name)
+        timings[name] = round(time.perf_counter() - started, 2)
+
+    def knowledge_base() -> None:
+        from knowledge_base.service import get_knowledge_base
+
+        get_knowledge_base().answer("居住证怎么办理", log_unanswered=False)
+
+    def similarity() -> None:
+        compare = repeat_similarity()
+        if compare is not None:
+            compare("小区路灯坏了", "小区的路灯不亮")
+
+    part("database", _ensure_database)
+    part("classifier", lambda: _proposal("小区门口的路灯坏了好几天了"))
+    part("knowledge_base", knowledge_base)
+    part("repeat_similarity", similarity)
+    logger.info("models warmed up", extra={"seconds": timings})
+    return timings
+
+
 # ------------------------------------------------------------------------------------------------ work orders
 
 
@@ -267,6 +304,7 @@ def _answer(question: str) -> KBAnswer:
         department=getattr(r, "department", None),
         score=getattr(r, "score", None),
         suggestions=[tuple(s) for s in (getattr(r, "suggestions", None) or [])],
+        other_region=getattr(r, "other_region", None),
     )
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import html
 import logging
+import threading
 from contextlib import asynccontextmanager
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -43,6 +44,10 @@ async def lifespan(app: FastAPI):
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_json)
     logger.info("services starting", extra={"database": settings.sqlalchemy_url.split("@")[-1]})
+    if settings.warmup_models:
+        from actions.services import warm_up
+
+        threading.Thread(target=warm_up, name="warm-up", daemon=True).start()
     yield
 
 

@@ -57,9 +57,9 @@ class Classifier:
         ids = self.encoder.ids(texts)
         out = {h: np.zeros((len(texts), self.labels.size(h)), dtype=np.float32) for h in self.heads}
         order = np.argsort([len(x) for x in ids], kind="stable")
-        # ONNX int8 quantises activations with one scale per tensor, so a text's scores would depend on the other
-        # texts (and the padding) in its batch: that backend scores one text at a time (no padding either)
-        step = 1 if self.ort_core is not None else batch_size
+        # the int8 backends quantise activations with one scale per tensor, so a text's scores would depend on the
+        # other texts (and the padding) in its batch: they score one text at a time (no padding either)
+        step = 1 if self.backend in ("onnx-int8", "torch-int8") else batch_size
         for s in range(0, len(order), step):
             idx = order[s:s + step]
             input_ids, mask = TextEncoder.pad([ids[i] for i in idx])
@@ -191,8 +191,9 @@ class Classifier:
         """Load a model folder written by ``python -m classifier.train``.
 
         ``backend``: ``onnx-int8`` (the exported int8 encoder, ONNX Runtime), ``torch-int8`` (PyTorch dynamic int8)
-        or ``torch`` (float32). Default: ``inference.json`` of the folder, i.e. ``onnx-int8`` when the folder has
-        the export and onnxruntime is installed, else ``torch``. ``quantize=True`` is short for ``torch-int8``.
+        or ``torch`` (float32). Default: ``inference.json`` of the folder (training writes ``torch-int8``, the
+        fastest on an idle 2-core CPU, see README); ``onnx-int8`` falls back to ``torch`` where the export or
+        onnxruntime is missing. ``quantize=True`` is short for ``torch-int8``.
         """
         from safetensors.torch import load_file
 

@@ -417,19 +417,19 @@ def _count_sources(rows: list[dict]) -> dict[str, int]:
 # ---------------------------------------------------------------------------------------------------------------
 # writing the model folder
 def save_model(clf: Classifier, metrics: dict, out_dir: Path, encoder_dir: Path, import_report: list[dict],
-               *, backend: str = "onnx-int8") -> None:
-    """Write the model folder; ``backend`` is how it is served by default (``inference.json``)."""
+               *, backend: str = "torch-int8") -> None:
+    """Write the model folder; ``backend`` is how it is served by default (``inference.json``). The int8 ONNX
+    export is written whatever the default, so ``Classifier.load(dir, backend="onnx-int8")`` can serve it too."""
     from .onnx_export import export_int8
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     clf.save(out_dir)
     shutil.copyfile(Path(encoder_dir) / "tokenizer.json", out_dir / "tokenizer.json")
-    if backend == "onnx-int8":
-        t0 = time.perf_counter()
-        if export_int8(clf.model, out_dir) is None:
-            backend = "torch"
-        metrics.setdefault("seconds", {})["onnx_export"] = round(time.perf_counter() - t0, 1)
+    t0 = time.perf_counter()
+    if export_int8(clf.model, out_dir) is None and backend == "onnx-int8":
+        backend = "torch"
+    metrics.setdefault("seconds", {})["onnx_export"] = round(time.perf_counter() - t0, 1)
     metrics["backend"] = backend
     (out_dir / "inference.json").write_text(json.dumps({"backend": backend}), encoding="utf-8")
     (out_dir / "metrics.json").write_text(json.dumps({**metrics, "imports": [
@@ -491,7 +491,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--extra", type=Path, action="append", default=[], help="more labelled tables (CSV/XLSX)")
     ap.add_argument("--config", type=Path, help="JSON with TrainConfig overrides")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="one TrainConfig override")
-    ap.add_argument("--backend", choices=("onnx-int8", "torch", "torch-int8"), default="onnx-int8",
+    ap.add_argument("--backend", choices=("onnx-int8", "torch", "torch-int8"), default="torch-int8",
                     help="default serving backend written to inference.json (onnx-int8 needs onnx + onnxruntime)")
     return ap
 

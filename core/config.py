@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = True
     torch_threads: int = Field(2, description="CPU threads for model inference")
+    warmup_models: bool = Field(
+        False, description="Load the database, classifier, knowledge base and encoder in the background at start-up "
+        "(make run sets it), so the first citizens do not wait for them")
     hotline_name: str = "12345市民服务热线"
 
     @computed_field  # type: ignore[prop-decorator]

@@ -8,7 +8,9 @@ indexes them (same phrasings, vectors, BM25 documents; an in-memory index, no da
 
 Protocol: 5-fold cross-validation. Each question falls into one of five folds by a hash of its normalised text
 (stable as the files grow). For each mode (hybrid, dense, lexical) and each fold, the weights and
-the threshold are chosen on the other four folds - a grid search maximising the balanced decision accuracy
+the threshold are chosen on the other four folds (hybrid: the linear ranker's weights by a pairwise logistic
+regression, :func:`fit_linear_ranker`, then the decision score's weights as below) - a grid search maximising the
+balanced decision accuracy
 ½·(answerable questions answered with the right entry + unanswerable questions declined), ties broken by MRR - and
 the confidence is a logistic fit of the decision score on those four folds; the held-out fold is then scored with
 them. Every number in the report's main table pools these out-of-fold decisions, so no question is scored by a
@@ -33,7 +35,9 @@ import yaml
 
 from knowledge_base.content import indexed_entry
 from knowledge_base.index import KBIndex
-from knowledge_base.retrieval import CALIBRATION_FILE, MODES, Candidates, HybridRetriever, RetrievalConfig
+from knowledge_base.retrieval import (CALIBRATION_FILE, FEATURES, MODES, Candidates, HybridRetriever,
+                                      RetrievalConfig)
+from knowledge_base.scope import other_region
 from knowledge_base.seed import SEED_DIR, load_seed_entries
 from knowledge_base.text import normalise
 
@@ -49,6 +53,10 @@ GRIDS: dict[str, dict[str, list[float]]] = {
 # The decision may also use the lead of the best entry over the runner-up (``margin_weight``); tuning it
 # cross-validated worse (overfits; see the ablation), so the modes use the best score alone.
 MARGIN_GRID = [0.0, 0.5, 1.0, 2.0]
+# The hybrid mode's linear ranker (see fit_linear_ranker): pairs with this many hard negatives per question, and
+# the inverse regularisation of the pairwise logistic regression (chosen on the development runs: 10 and 100).
+HARD_NEGATIVES = 10
+RANKER_C = 100.0
 
 
 @dataclass(frozen=True)
@@ -138,23 +146,27 @@ def build_seed_index(cache: VectorCache, seed_dir: Path = SEED_DIR, phrasing_pro
 
 @dataclass
 class FeatureMatrix:
-    """Candidates of many questions padded into matrices (n_questions × max_candidates)."""
+    """Candidates of many questions padded into matrices (n_questions × max_candidates); one attribute per
+    :attr:`Candidates.ARRAYS` (dense, centroid, answer, bm25, exact, dense2, title, coverage, coverage_tokens)."""
 
     slugs: list[list[str]]
-    dense: np.ndarray
-    centroid: np.ndarray
-    answer: np.ndarray
-    bm25: np.ndarray
-    exact: np.ndarray
+    mats: dict[str, np.ndarray]
     valid: np.ndarray
     gold_col: np.ndarray  # column of the gold entry among the candidates, -1 if absent or unanswerable
     answerable: np.ndarray
+    other_region: np.ndarray  # the question is about another region (knowledge_base.scope): always declined
+
+    def __getattr__(self, name: str) -> np.ndarray:
+        mats = self.__dict__.get("mats", {})
+        if name in mats:
+            return mats[name]
+        raise AttributeError(name)
 
     @classmethod
-    def of(cls, cands: list[Candidates], golds: list[str | None]) -> FeatureMatrix:
+    def of(cls, cands: list[Candidates], golds: list[str | None], texts: list[str] | None = None) -> FeatureMatrix:
         width = max(1, max(len(c.slugs) for c in cands))
         n = len(cands)
-        mats = {k: np.zeros((n, width), dtype=np.float32) for k in ("dense", "centroid", "answer", "bm25", "exact")}
+        mats = {k: np.zeros((n, width), dtype=np.float32) for k in Candidates.ARRAYS}
         valid = np.zeros((n, width), dtype=bool)
         gold_col = np.full(n, -1, dtype=np.int64)
         for i, (c, gold) in enumerate(zip(cands, golds)):
@@ -164,12 +176,18 @@ class FeatureMatrix:
             valid[i, :m] = True
             if gold is not None and gold in c.slugs:
                 gold_col[i] = c.slugs.index(gold)
-        return cls([c.slugs for c in cands], mats["dense"], mats["centroid"], mats["answer"], mats["bm25"],
-                   mats["exact"], valid, gold_col, np.array([g is not None for g in golds]))
+        return cls([c.slugs for c in cands], mats, valid, gold_col, np.array([g is not None for g in golds]),
+                   np.array([other_region(t) is not None for t in texts or [""] * n], dtype=bool))
 
     def raw(self, cfg: RetrievalConfig) -> np.ndarray:
-        raw = cfg.raw_score(self.dense, self.centroid, self.answer, self.bm25, self.exact)
+        raw = cfg.raw_score(self)
         return np.where(self.valid, raw, -np.inf)
+
+    def feature(self, name: str, cfg: RetrievalConfig) -> np.ndarray:
+        """One ranker feature as the linear score sees it ("lexical": the saturated BM25)."""
+        if name == "lexical":
+            return self.bm25 / (self.bm25 + cfg.ranker_saturation)
+        return self.mats[name]
 
 
 @dataclass
@@ -184,13 +202,14 @@ def outcome(fm: FeatureMatrix, cfg: RetrievalConfig) -> Outcome:
     raw = fm.raw(cfg)
     order = np.argsort(-raw, axis=1, kind="stable")
     top = order[:, 0]
-    s_sorted = np.take_along_axis(raw, order, axis=1)
+    decided = np.where(fm.valid, cfg.decision_score(fm), -np.inf)  # = raw unless decided by the shaped score
+    s_sorted = np.take_along_axis(decided, order, axis=1)
     first = s_sorted[:, 0]
     second = s_sorted[:, 1] if raw.shape[1] > 1 else np.full(len(raw), -np.inf)
     has_first = np.isfinite(first)
     first = np.where(has_first, first, -10.0)
     margin = np.where(np.isfinite(second), first - second, 0.0)
-    decision = first + cfg.margin_weight * margin
+    decision = np.where(fm.other_region, -10.0, first + cfg.margin_weight * margin)
     has_gold = fm.gold_col >= 0
     gold_score = np.take_along_axis(raw, np.maximum(fm.gold_col, 0)[:, None], axis=1)
     rank = np.where(has_gold, (raw > gold_score).sum(axis=1), 10_000)
@@ -263,26 +282,76 @@ def fit_calibration(o: Outcome, answerable: np.ndarray, mask: np.ndarray, raw_th
     return slope, float(-model.intercept_[0] / slope)
 
 
-def tune(mode: str, fm: FeatureMatrix, train: np.ndarray,
-         grid: dict[str, list[float]] | None = None) -> tuple[RetrievalConfig, dict]:
-    """Grid search of the mode's weights on ``train``; then threshold (plateau middle) and logistic calibration."""
-    grid = grid or GRIDS[mode]
-    names = list(grid)
+def fit_linear_ranker(fm: FeatureMatrix, train: np.ndarray, features: tuple[str, ...] = FEATURES,
+                      hard_negatives: int = HARD_NEGATIVES, c: float = RANKER_C) -> dict[str, float]:
+    """Weights of a linear ranker: a pairwise logistic regression on ``train``'s answerable questions, each pair
+    (gold entry, one of the ``hard_negatives`` best other candidates by the default hybrid score) as
+    feature differences; scaled to an L1 norm of 2 (ranking is scale-free; the calibration comes after)."""
+    from sklearn.linear_model import LogisticRegression
+
+    base = RetrievalConfig(mode="hybrid")
+    x = np.stack([fm.feature(f, base) for f in features], axis=-1)  # (n, width, f)
+    prior = np.where(fm.valid, fm.raw(RetrievalConfig(mode="hybrid", centroid_weight=0.75, answer_weight=0.25,
+                                                      lexical_weight=0.15)), -np.inf)
+    pairs = []
+    for i in np.flatnonzero(train & fm.answerable & (fm.gold_col >= 0)).tolist():
+        g = int(fm.gold_col[i])
+        others = [j for j in np.argsort(-prior[i], kind="stable").tolist() if j != g and fm.valid[i, j]]
+        for j in others[:hard_negatives]:
+            pairs.append(x[i, g] - x[i, j])
+    if not pairs:
+        return {"dense": 1.0}
+    d = np.asarray(pairs, dtype=np.float64)
+    model = LogisticRegression(C=c, fit_intercept=False, max_iter=5000).fit(
+        np.concatenate([d, -d]), np.concatenate([np.ones(len(d)), np.zeros(len(d))]))
+    w = model.coef_[0]
+    w = w * (2.0 / max(float(np.abs(w).sum()), 1e-12))
+    return {f: float(v) for f, v in zip(features, w)}
+
+
+def tune_linear(fm: FeatureMatrix, train: np.ndarray, margins: list[float] | None = None,
+                features: tuple[str, ...] = FEATURES, decision_grid: bool = False) -> tuple[RetrievalConfig, dict]:
+    """Hybrid with a learned linear ranker; the decision may add ``margin_weight`` × the lead over the runner-up
+    (chosen on ``train`` among ``margins``), then the threshold and the logistic calibration as in :func:`tune`."""
+    weights = fit_linear_ranker(fm, train, features)
+    settings: list[dict] = [{"margin_weight": m} for m in margins or [0.0]]
+    if decision_grid:
+        names = list(GRIDS["hybrid"])
+        settings = [{"decision": "grid", "margin_weight": m, **dict(zip(names, values))}
+                    for m in margins or [0.0] for values in itertools.product(*(GRIDS["hybrid"][n] for n in names))]
+    return _pick_and_calibrate(fm, train, (RetrievalConfig(mode="hybrid", ranker="linear", weights=weights, **setting)
+                                           for setting in settings))
+
+
+def _pick_and_calibrate(fm: FeatureMatrix, train: np.ndarray, configs) -> tuple[RetrievalConfig, dict]:
+    """The config with the best (balanced accuracy, MRR) on ``train``, its threshold and logistic calibration."""
     best: tuple[float, float] = (-1.0, -1.0)
-    best_cfg = RetrievalConfig(mode=mode)
+    best_cfg = None
     a = fm.answerable & train
-    for values in itertools.product(*(grid[n] for n in names)):
-        cfg = RetrievalConfig(**{**RetrievalConfig(mode=mode).to_dict(), **dict(zip(names, values))})
+    for cfg in configs:
         o = outcome(fm, cfg)
         _, bal = best_threshold(o, fm.answerable, train)
         mrr = float((1.0 / (o.rank[a] + 1)).mean())
-        if (bal, mrr) > best:
+        if best_cfg is None or (bal, mrr) > best:
             best, best_cfg = (bal, mrr), cfg
     o = outcome(fm, best_cfg)
     raw_t, bal = best_threshold(o, fm.answerable, train)
     best_cfg.calib_slope, best_cfg.calib_offset = fit_calibration(o, fm.answerable, train, raw_t)
     best_cfg.threshold = float(best_cfg.confidence(raw_t))
     return best_cfg, {"train_balanced_accuracy": bal, "raw_threshold": raw_t}
+
+
+def tune(mode: str, fm: FeatureMatrix, train: np.ndarray,
+         grid: dict[str, list[float]] | None = None) -> tuple[RetrievalConfig, dict]:
+    """Grid search of the mode's weights on ``train``; then threshold (plateau middle) and logistic calibration.
+    ``hybrid`` (without a grid) uses the learned linear ranker (:func:`tune_linear`)."""
+    if mode == "hybrid" and grid is None:
+        return tune_linear(fm, train, decision_grid=True)
+    grid = grid or GRIDS[mode]
+    names = list(grid)
+    return _pick_and_calibrate(fm, train, (RetrievalConfig(**{**RetrievalConfig(mode=mode).to_dict(),
+                                                               **dict(zip(names, values))})
+                                           for values in itertools.product(*(grid[n] for n in names))))
 
 
 @dataclass
@@ -296,7 +365,8 @@ class CrossValidated:
 
 
 def cross_validate(fm: FeatureMatrix, mode: str, folds: np.ndarray,
-                   grid: dict[str, list[float]] | None = None) -> CrossValidated:
+                   grid: dict[str, list[float]] | None = None, tuner: Any = None) -> CrossValidated:
+    """Out-of-fold decisions; each fold tuned by ``tuner(fm, train_mask)`` if given, else by :func:`tune`."""
     n = len(folds)
     rank = np.zeros(n, dtype=np.int64)
     top_correct = np.zeros(n, dtype=bool)
@@ -308,7 +378,7 @@ def cross_validate(fm: FeatureMatrix, mode: str, folds: np.ndarray,
         held = folds == f
         if not held.any():
             continue
-        cfg, _ = tune(mode, fm, ~held, grid)
+        cfg, _ = tuner(fm, ~held) if tuner is not None else tune(mode, fm, ~held, grid)
         configs.append(cfg.to_dict())
         o = outcome(fm, cfg)
         idx = np.flatnonzero(held)
@@ -391,6 +461,10 @@ def markdown(report: dict) -> str:
               f"(at {fmt(cv_chosen['answered_correct'])} of answerable questions answered correctly).", "",
               f"Near-verbatim rule (a question with character-bigram Dice ≥ 0.8 to a phrasing gets that entry): "
               f"triggered on {report['modes'][chosen]['exact_rule_questions']} evaluation questions.", "",
+              f"Other-region rule (`knowledge_base/scope.py`: a question about another city or province is declined "
+              f"before ranking): {report['other_region']['unanswerable']} unanswerable and "
+              f"{report['other_region']['answerable']} answerable questions "
+              f"({', '.join(report['other_region']['examples']) or '-'}).", "",
               "*hit@k/MRR*: rank of the right entry among all entries (no threshold). *answered correctly*: share of "
               "answerable questions answered, with the right entry. *correct decline*: share of unanswerable questions "
               "declined. *decline precision*: share of declined questions that were unanswerable.", "",
@@ -445,11 +519,11 @@ def run(report_dir: Path, write_calibration: bool, encoder_dir: Path | None, cac
     golds = [q.gold for q in questions]
     folds = np.array([q.fold for q in questions])
     everything = np.ones(len(questions), dtype=bool)
-    retriever = HybridRetriever(index, None, RetrievalConfig())
+    retriever = HybridRetriever(index, None, RetrievalConfig(), full_features=True)
     results: dict[str, Any] = {}
     for mode in MODES:
         cands = [retriever.candidates(q.text, mode, query_vector=qvecs[i]) for i, q in enumerate(questions)]
-        fm = FeatureMatrix.of(cands, golds)
+        fm = FeatureMatrix.of(cands, golds, [q.text for q in questions])
         cv = cross_validate(fm, mode, folds)
         cfg, info = tune(mode, fm, everything)
         o = outcome(fm, cfg)
@@ -485,19 +559,31 @@ def run(report_dir: Path, write_calibration: bool, encoder_dir: Path | None, cac
         ("dense: + phrasing centroid", "dense", index, {"centroid_weight": weights, "answer_weight": [0.0]}),
         ("dense: + answer passage", "dense", index, {"centroid_weight": [0.0], "answer_weight": weights}),
         ("dense: all three (= dense mode)", "dense", index, None),
-        ("hybrid + margin over the runner-up in the decision", "hybrid", index,
+        ("hybrid, hand-shaped score, weights by grid search (the previous hybrid mode)", "hybrid", index,
+         GRIDS["hybrid"]),
+        ("hybrid, hand-shaped score + margin over the runner-up in the decision", "hybrid", index,
          {**GRIDS["hybrid"], "margin_weight": MARGIN_GRID}),
+        ("hybrid, learned ranker on the five features of the hand-shaped score only", "hybrid", index,
+         lambda fm, train: tune_linear(fm, train, features=("dense", "centroid", "answer", "lexical", "exact"))),
+        ("hybrid, learned ranker + margin over the runner-up in the decision", "hybrid", index,
+         lambda fm, train: tune_linear(fm, train, MARGIN_GRID)),
+        ("hybrid, learned ranker; decision by its own score", "hybrid", index,
+         lambda fm, train: tune_linear(fm, train)),
+        ("hybrid, learned ranker; decision by the hand-shaped score (grid) + margin", "hybrid", index,
+         lambda fm, train: tune_linear(fm, train, MARGIN_GRID, decision_grid=True)),
     ]
     query_prompt_index = build_seed_index(cache, phrasing_prompt="query")
     cache.save()
     variants += [("dense, phrasings embedded with `query:` instead of `passage:`", "dense", query_prompt_index, None),
                  ("hybrid, phrasings embedded with `query:`", "hybrid", query_prompt_index, None)]
     for label, mode, idx, grid in variants:
-        r = HybridRetriever(idx, None, RetrievalConfig())
+        r = HybridRetriever(idx, None, RetrievalConfig(), full_features=True)
         fm = FeatureMatrix.of([r.candidates(q.text, mode, query_vector=qvecs[i]) for i, q in enumerate(questions)],
-                              golds)
-        grid = {**GRIDS[mode], **grid} if grid else None
-        cv = cross_validate(fm, mode, folds, grid)
+                              golds, [q.text for q in questions])
+        if callable(grid):
+            cv = cross_validate(fm, mode, folds, tuner=grid)
+        else:
+            cv = cross_validate(fm, mode, folds, {**GRIDS[mode], **grid} if grid else None)
         ablations.append({"variant": label, **metrics(cv.rank, cv.top_correct, cv.answered, fm.answerable, everything)})
     report = {
         "generated_at": time.strftime("%Y-%m-%d %H:%M:%S"),
@@ -506,6 +592,10 @@ def run(report_dir: Path, write_calibration: bool, encoder_dir: Path | None, cac
         "questions": {"answerable": sum(q.gold is not None for q in questions),
                       "unanswerable": sum(q.gold is None for q in questions)},
         "missing_gold_entries": unknown,
+        "other_region": {
+            "answerable": sum(q.gold is not None and other_region(q.text) is not None for q in questions),
+            "unanswerable": sum(q.gold is None and other_region(q.text) is not None for q in questions),
+            "examples": [q.text for q in questions if other_region(q.text) is not None][:5]},
         "chosen_mode": chosen,
         "modes": results,
         "ablations": ablations,

@@ -20,7 +20,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,7 @@ from knowledge_base.content import indexed_entry
 from knowledge_base.index import IndexedEntry, IndexFormatError, KBIndex, read_current, writer_lock
 from knowledge_base.orm import KBUnanswered, utcnow
 from knowledge_base.retrieval import Hit, HybridRetriever, OverlayEntry, RetrievalConfig
+from knowledge_base.scope import other_region
 from knowledge_base.text import normalise
 
 logger = logging.getLogger(__name__)
@@ -58,6 +59,7 @@ class KBResult:
     version: int | None = None
     source: str | None = None
     draft: bool = False  # preview only: the answer is unpublished content
+    other_region: str | None = None  # declined because the question is about this other region (scope.py)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -78,7 +80,7 @@ def fingerprint(question: str) -> tuple[str, str]:
 def encoder_fingerprint(path: Path) -> str:
     path = Path(path)
     h = hashlib.sha256()
-    for name in ("conversion.json", "config.json", "config_sentence_transformers.json"):
+    for name in ("conversion.json", "adaptation.json", "config.json", "config_sentence_transformers.json"):
         p = path / name
         if p.exists():
             h.update(p.read_bytes())
@@ -251,6 +253,9 @@ class KnowledgeBase:
         question = (question or "").strip()[:MAX_QUESTION_CHARS]
         if not normalise(question):
             return DECLINED_EMPTY
+        region = other_region(question)
+        if region:  # not a gap of the knowledge base: not logged as unanswered
+            return replace(DECLINED_EMPTY, other_region=region)
         self.index  # load (or build) on first use
         self.maybe_reload()
         config = self.config
@@ -336,6 +341,9 @@ class KnowledgeBase:
         question = (question or "").strip()[:MAX_QUESTION_CHARS]
         if not normalise(question):
             return DECLINED_EMPTY
+        region = other_region(question)
+        if region:  # declined as the bot would
+            return replace(DECLINED_EMPTY, other_region=region)
         self.index  # load (or build) on first use
         self.maybe_reload()
         overlay: list[OverlayEntry] = []

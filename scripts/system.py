@@ -67,6 +67,8 @@ class System:
             "TF_CPP_MIN_LOG_LEVEL": "2",
             # Rasa and the services share the cores: spinning OpenMP threads collapse torch latency under contention
             "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE"),
+            # load the models at start-up, not when the first citizen writes (actions.services.warm_up)
+            "JSJB_WARMUP_MODELS": os.environ.get("JSJB_WARMUP_MODELS", "1"),
             **self.env,
         }
 
@@ -90,7 +92,7 @@ class System:
             "--host", self.host, "--port", str(self.api_port), "--no-access-log",
         ])
         self._spawn("rasa", [
-            str(venv / "rasa" / "bin" / "python"), "-m", "rasa", "run",
+            str(venv / "rasa" / "bin" / "python"), "-m", "bot.server", "run",  # = `rasa run` + bot/server.py's fix
             "--model", str(model), "--enable-api", "--cors", "*",
             "--credentials", "credentials.yml", "--endpoints", "endpoints.yml",
             "--interface", self.host, "--port", str(self.rasa_port),

@@ -347,3 +347,12 @@ def test_action_quick_replies_send_intents_the_domain_knows():
     for b in offered:
         assert b["title"] and b["payload"].startswith("/") and b["payload"][1:] in DOMAIN["intents"], b
     assert buttons.buttons(buttons.READ_BACK) is not buttons.READ_BACK  # a fresh list for each message
+
+
+def test_consultation_about_another_city_says_where_to_ask(database, executor, gazetteer):
+    conv = Conversation(executor, gazetteer, "citizen-other-city")
+    conv.say("上海的居住证怎么办理，积分要多少", "consult")
+    out = conv.run("action_answer_consultation")
+    text = out["texts"][0]
+    assert "上海" in text and "只解答北京市" in text and "当地的12345" in text
+    assert not out["buttons"] and conv.slots["dialogue_stage"] is None and conv.slots["kb_entry_id"] is None

@@ -306,3 +306,26 @@ def test_masking_tracker_store_masks_id_numbers_in_user_events():
     assert event.parse_data["text"] == "我的身份证是110***********1234,电话13812345678"
     assert "110105199003071234" not in str(event.as_dict())
     assert not mask_user_event(UserUttered("没有证件号", {"name": "inform"}))
+
+
+def test_masking_tracker_store_saves_masked_conversations_to_a_wal_sqlite_file(tmp_path):
+    pytest.importorskip("rasa")
+    import asyncio
+    import sqlite3
+
+    from rasa.shared.core.domain import Domain
+    from rasa.shared.core.events import UserUttered
+    from rasa.shared.core.trackers import DialogueStateTracker
+
+    from nlu.privacy import MaskingSQLTrackerStore
+
+    db = tmp_path / "tracker.db"
+    store = MaskingSQLTrackerStore(Domain.empty(), dialect="sqlite", db=str(db))
+    tracker = DialogueStateTracker("citizen-1", slots=[])
+    tracker.update(UserUttered("我的身份证是110105199003071234", {"name": "inform"}))
+    asyncio.run(store.save(tracker))
+    again = asyncio.run(store.retrieve("citizen-1"))
+    assert again.latest_message.text == "我的身份证是110***********1234"
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert "110105199003071234" not in str(conn.execute("SELECT * FROM events").fetchall())

@@ -153,3 +153,13 @@ def test_ensure_index_applies_database_changes_incrementally(kb, session, index_
     rebuilt = kb.rebuild(session)
     assert rebuilt["action"] == "built" and read_current(index_dir)[1] == 0
     assert kb.answer("居住证怎么办理").answer == NEW_ANSWER
+
+
+def test_a_question_about_another_city_is_declined_with_the_region_and_not_logged(kb, session):
+    result = kb.answer("上海的失业金一个月能领多少钱")
+    assert not result.answered and result.answer is None and result.other_region == "上海"
+    assert repo.list_unanswered(session)[0] == 0  # not a gap of the knowledge base
+    beijing = kb.answer("北京的失业金一个月能领多少钱")
+    assert beijing.answered and beijing.other_region is None and beijing.entry_id.startswith("unemployment-benefit")
+    preview = kb.preview(session, "上海的失业金一个月能领多少钱")
+    assert not preview.answered and preview.other_region == "上海"
