@@ -11,7 +11,8 @@ Protocol: 5-fold cross-validation. Each question falls into one of five folds by
 the threshold are chosen on the other four folds (hybrid: the linear ranker's weights by a pairwise logistic
 regression, :func:`fit_linear_ranker`, then the decision score's weights as below) - a grid search maximising the
 balanced decision accuracy
-½·(answerable questions answered with the right entry + unanswerable questions declined), ties broken by MRR - and
+½·(answerable questions answered with the right entry + unanswerable questions declined), ties broken by MRR, among
+the thresholds that decline at least ``DECLINE_RECALL_FLOOR`` (90 %) of the unanswerable tuning questions - and
 the confidence is a logistic fit of the decision score on those four folds; the held-out fold is then scored with
 them. Every number in the report's main table pools these out-of-fold decisions, so no question is scored by a
 configuration tuned on it. The mode with the best cross-validated balanced accuracy wins; its configuration tuned on
@@ -218,9 +219,18 @@ def outcome(fm: FeatureMatrix, cfg: RetrievalConfig) -> Outcome:
     return Outcome(top_correct, rank, decision, top_slug)
 
 
-def best_threshold(o: Outcome, answerable: np.ndarray, mask: np.ndarray) -> tuple[float, float]:
-    """(raw threshold, balanced accuracy) maximising ½(answered-correct rate + decline rate) on ``mask``;
-    the threshold is the middle of the best plateau."""
+# Policy: at least this share of the questions the knowledge base cannot answer must be declined (handed to a
+# person) - a wrong answer misleads a citizen, a decline costs a transfer. Thresholds are chosen among those that
+# keep it on the tuning questions; 0 turns the floor off (plain best balanced accuracy).
+DECLINE_RECALL_FLOOR = 0.90
+
+
+def best_threshold(o: Outcome, answerable: np.ndarray, mask: np.ndarray,
+                   decline_floor: float | None = None) -> tuple[float, float]:
+    """(raw threshold, balanced accuracy) maximising ½(answered-correct rate + decline rate) on ``mask`` among the
+    thresholds that decline at least ``decline_floor`` of the unanswerable questions there (all thresholds when none
+    does); the threshold is the middle of the best plateau."""
+    floor = DECLINE_RECALL_FLOOR if decline_floor is None else decline_floor
     a = answerable & mask
     u = (~answerable) & mask
     n_a, n_u = max(int(a.sum()), 1), max(int(u.sum()), 1)
@@ -231,6 +241,9 @@ def best_threshold(o: Outcome, answerable: np.ndarray, mask: np.ndarray) -> tupl
     answered_good = len(good) - np.searchsorted(good, cands, side="left")  # decision >= t
     declined_bad = np.searchsorted(bad, cands, side="left")  # decision < t
     bal = 0.5 * (answered_good / n_a + declined_bad / n_u)
+    feasible = declined_bad / n_u >= floor - 1e-12
+    if feasible.any():
+        bal = np.where(feasible, bal, -1.0)
     best = bal.max()
     on_plateau = np.flatnonzero(np.abs(bal - best) <= 1e-12)
     end = 0
@@ -447,7 +460,9 @@ def markdown(report: dict) -> str:
              "Protocol: **5-fold cross-validation** (folds by a hash of the question text). For every fold, each mode's "
              "weights, threshold and calibration were tuned on the other four folds, then applied to the "
              "held-out fold; the table pools these out-of-fold decisions (no question is scored by a configuration "
-             f"tuned on it). Winner by cross-validated balanced accuracy: **{chosen}**.", "",
+             "tuned on it). Thresholds are chosen among those that decline at least "
+             f"{DECLINE_RECALL_FLOOR:.0%} of the unanswerable tuning questions (a wrong answer misleads a citizen; a "
+             f"decline hands over to a person). Winner by cross-validated balanced accuracy: **{chosen}**.", "",
              "| mode | hit@1 | hit@3 | MRR | answered correctly | wrong entry | answerable declined | "
              "correct decline (recall) | decline precision | balanced acc. |",
              "|---|---|---|---|---|---|---|---|---|---|"]

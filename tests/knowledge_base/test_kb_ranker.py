@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from knowledge_base.evaluate import FeatureMatrix, fit_linear_ranker, outcome
+from knowledge_base.evaluate import FeatureMatrix, Outcome, best_threshold, fit_linear_ranker, outcome
 from knowledge_base.index import IndexedEntry, KBIndex, phrasing_profile
 from knowledge_base.lexical import LexicalIndex
 from knowledge_base.retrieval import FEATURES, Candidates, HybridRetriever, OverlayEntry, RetrievalConfig
@@ -111,3 +111,18 @@ def test_overlay_draft_gets_every_feature() -> None:
     assert abs(cands.title[i] - 1.0) < 1e-5 and abs(cands.dense[i] - 1.0) < 1e-5
     assert cands.coverage_tokens[i] > 0.0  # its tokens are unknown to the corpus: no IDF weight, plain share only
     assert cands.hits(cfg)[0].slug == "d"
+
+
+def test_threshold_keeps_the_decline_floor_for_unanswerable_questions() -> None:
+    # 10 answerable questions answered right with scores 1..10; 10 unanswerable ones scoring 0.5..9.5
+    good = np.arange(1.0, 11.0)
+    bad = np.concatenate([np.full(8, 0.5), [9.2, 9.5]])
+    decision = np.concatenate([good, bad])
+    answerable = np.array([True] * 10 + [False] * 10)
+    o = Outcome(top_correct=answerable.copy(), rank=np.zeros(20, dtype=np.int64), decision=decision,
+                top_slug=[None] * 20)
+    everything = np.ones(20, dtype=bool)
+    free_t, free_bal = best_threshold(o, answerable, everything, decline_floor=0.0)
+    assert 0.5 < free_t < 1.0 and abs(free_bal - 0.9) < 1e-9  # answers all 10, declines 8 of 10
+    floor_t, _ = best_threshold(o, answerable, everything, decline_floor=0.9)
+    assert ((bad < floor_t).mean() >= 0.9) and floor_t > 9.2  # declines 9 of 10 at the cost of answers
