@@ -1,8 +1,9 @@
-"""End-to-end conversations against the real servers: a trained Rasa model behind ``rasa run`` and the services app
-(FastAPI, actions at /webhook, dispatch on a fresh SQLite database), talking over Rasa's REST channel.
+"""End-to-end conversations against the real servers: a trained Rasa model behind ``python -m bot.server run``
+(= ``rasa run``) and the services app (FastAPI, actions at /webhook, dispatch on a fresh SQLite database), talking
+over Rasa's REST channel.
 
 Runs in the Rasa environment and needs a trained model and the services environment:
-``cd /work/main && PYTHONPATH=. /tmp/exp/rasa/bin/python -m pytest tests/bot/test_dialogue_live.py -q``.
+``PYTHONPATH=. .venv/rasa/bin/python -m pytest tests/bot/test_dialogue_live.py -q``.
 Model: ``$RASA_MODEL``, else the newest ``*.tar.gz`` in ``$RASA_MODEL_DIR`` (default /tmp/rasa-models) or
 ``var/models/rasa``; services Python: ``$JSJB_SVC_PYTHON``, ``.venv/svc/bin/python`` or /tmp/exp/svc/bin/python.
 Skips when either is missing.
@@ -124,8 +125,7 @@ def servers(tmp_path_factory):
     logs = [open(tmp / "services.log", "w"), open(tmp / "rasa.log", "w")]
     api = subprocess.Popen([str(svc_python), "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1", "--port",
                             str(api_port)], cwd=ROOT, env=env, stdout=logs[0], stderr=subprocess.STDOUT)
-    rasa_bin = Path(sys.executable).parent / "rasa"
-    rasa = subprocess.Popen([str(rasa_bin), "run", "--enable-api", "-m", str(model), "--endpoints",
+    rasa = subprocess.Popen([sys.executable, "-m", "bot.server", "run", "--enable-api",  # as `make run` starts it "-m", str(model), "--endpoints",
                              str(tmp / "endpoints.yml"), "--credentials", str(ROOT / "bot" / "credentials.yml"),
                              "-i", "127.0.0.1", "-p", str(rasa_port)], cwd=ROOT / "bot", env=env, stdout=logs[1],
                             stderr=subprocess.STDOUT)
