@@ -125,7 +125,8 @@ def servers(tmp_path_factory):
     logs = [open(tmp / "services.log", "w"), open(tmp / "rasa.log", "w")]
     api = subprocess.Popen([str(svc_python), "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1", "--port",
                             str(api_port)], cwd=ROOT, env=env, stdout=logs[0], stderr=subprocess.STDOUT)
-    rasa = subprocess.Popen([sys.executable, "-m", "bot.server", "run", "--enable-api",  # as `make run` starts it "-m", str(model), "--endpoints",
+    # started as `make run` starts it (bot/server.py = `rasa run` + its fix)
+    rasa = subprocess.Popen([sys.executable, "-m", "bot.server", "run", "--enable-api", "-m", str(model), "--endpoints",
                              str(tmp / "endpoints.yml"), "--credentials", str(ROOT / "bot" / "credentials.yml"),
                              "-i", "127.0.0.1", "-p", str(rasa_port)], cwd=ROOT / "bot", env=env, stdout=logs[1],
                             stderr=subprocess.STDOUT)
