@@ -7,7 +7,8 @@ entries up to each size, inserted into the database as published entries with ve
 queries a table of that size. Filler entries get as many phrasings as a random seed entry; their dense vectors are
 **random unit vectors** (embedding 500k filler phrasings would take hours on two cores) and their BM25 tokens are
 sampled from the seed's token distribution. Every query is a real question from the evaluation set and its embedding
-is computed by the real encoder on every call (no cache), so "end to end" = embed + search (FAISS + BM25 + features)
+is computed on every call (no cache) by the question encoder the knowledge base uses (e5-small's layers in
+ONNX Runtime, int8, unless JSJB_KB_QUERY_ENCODER=full), so "end to end" = embed + search (FAISS + BM25 + features)
 + fetch of the servable entries from the database + decision.
 
 Random filler vectors are nearly orthogonal to real questions, so they do not compete with real entries for the
@@ -106,8 +107,9 @@ def run(argv: list[str] | None, tmp: Path) -> int:
     sizes = sorted(int(s) for s in args.sizes.split(","))
 
     # the benchmark's database and index go to ``tmp``; the encoder stays where the configured data folder has it
-    os.environ.setdefault("JSJB_ENCODER_DIR",
-                          str(Path(os.environ.get("JSJB_DATA_DIR", ROOT / "var")) / "models" / "encoder"))
+    models = Path(os.environ.get("JSJB_DATA_DIR", ROOT / "var")) / "models"
+    os.environ.setdefault("JSJB_ENCODER_DIR", str(models / "encoder"))
+    os.environ.setdefault("JSJB_ONNX_QUERY_DIR", str(models / "onnx-query"))
     os.environ.setdefault("JSJB_DATA_DIR", str(tmp))
     import faiss
     import torch
@@ -145,8 +147,11 @@ def run(argv: list[str] | None, tmp: Path) -> int:
     timed = questions[: args.queries]
     vocab = sorted({t for e in seed for t in e.lexical_tokens})
     phrasing_counts = [len(e.phrasings) for e in seed]
+    from knowledge_base.service import query_encoder_kind
+
+    query_encoder = helper.query_encoder  # settings: int8 ONNX layers (JSJB_KB_QUERY_ENCODER=full: PyTorch float32)
     for q in questions[:5]:
-        embedder.encode_queries([q])  # warm-up
+        query_encoder.encode_queries([q])  # warm-up
 
     # reference answers: the seed-only index (flat)
     ref_index = KBIndex(dim, dense_kind="flat")
@@ -177,10 +182,10 @@ def run(argv: list[str] | None, tmp: Path) -> int:
         index.save(index_dir, full=True)
         save_s = time.perf_counter() - t0
         t0 = time.perf_counter()
-        kb = KnowledgeBase(index_dir=index_dir, sessions=sessions, embedder=embedder)
+        kb = KnowledgeBase(index_dir=index_dir, sessions=sessions, embedder=embedder, query_encoder=query_encoder)
         kb.index  # load the snapshot
         load_s = time.perf_counter() - t0
-        other = KnowledgeBase(index_dir=index_dir, sessions=sessions, embedder=embedder)
+        other = KnowledgeBase(index_dir=index_dir, sessions=sessions, embedder=embedder, query_encoder=query_encoder)
         other.index
         for q in timed[:5]:
             kb.answer(q, log_unanswered=False)
@@ -281,11 +286,12 @@ def run(argv: list[str] | None, tmp: Path) -> int:
         "method": ("SQLite database with the real seed entries plus filler entries up to each size; seed vectors "
                    "real, filler dense vectors random unit vectors (FAISS part only) and filler BM25 tokens sampled "
                    "from the seed vocabulary; each timed query is a real evaluation question embedded by the real "
-                   "encoder on every call. end_to_end = KnowledgeBase.answer(): embed + FAISS/BM25 search + "
+                   "question encoder the knowledge base uses (see query_encoder) on every call. end_to_end = KnowledgeBase.answer(): embed + FAISS/BM25 search + "
                    "features + fetch of servable entries from the database + decision. publish_to_servable = "
                    "edit+publish+commit, incremental index update (delta snapshot) and the first answer serving the "
                    "new text; picked_up_by_other_instance = another KnowledgeBase on the same index folder "
                    "noticing CURRENT, replaying the delta and serving the new text."),
+        "query_encoder": query_encoder_kind(query_encoder),
         "seed_entries": len(seed),
         "seed_embedding_s": round(seed_embed_s, 1),
         "queries_per_size": len(timed),

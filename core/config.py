@@ -26,6 +26,10 @@ class Settings(BaseSettings):
     encoder_dir: Path | None = Field(None, description="Converted multilingual-e5-small folder")
     classifier_dir: Path | None = Field(None, description="Trained classifier folder")
     kb_index_dir: Path | None = Field(None, description="Persisted knowledge-base index folder")
+    kb_query_encoder: str = Field(
+        "onnx-int8", description="How the knowledge base embeds questions: onnx-int8 (e5-small's layers in ONNX "
+        "Runtime, int8, exported at set-up) or full (e5-small in PyTorch, float32)")
+    onnx_query_dir: Path | None = Field(None, description="Folder of the int8 ONNX question encoder")
     rasa_url: str = Field("http://127.0.0.1:5005", description="Rasa server base URL")
     rasa_public_url: str = Field(
         "", description="Rasa URL the chat page's browser connects to (socket.io); empty means rasa_url"
@@ -58,6 +62,10 @@ class Settings(BaseSettings):
     @property
     def resolved_classifier_dir(self) -> Path:
         return self.classifier_dir or self.models_dir / "classifier"
+
+    @property
+    def resolved_onnx_query_dir(self) -> Path:
+        return self.onnx_query_dir or self.models_dir / "onnx-query"
 
     @property
     def resolved_kb_index_dir(self) -> Path:

@@ -73,6 +73,11 @@ class Embedder:
         self.dim = int(get_dim())
         self.max_seq_length = int(model.max_seq_length)
 
+    @property
+    def sentence_transformer(self):
+        """The loaded ``SentenceTransformer`` (read-only use: e.g. a distilled query encoder shares its tables)."""
+        return self._model
+
     def __repr__(self) -> str:
         return f"Embedder({str(self.path)!r}, dim={self.dim}, quantized={self.quantized}, bf16={self.bf16})"
 
@@ -89,12 +94,7 @@ class Embedder:
         return self.encode_queries([text])[0]
 
     def _encode(self, texts: Iterable[str], prompt_name: str) -> np.ndarray:
-        if isinstance(texts, str):
-            raise TypeError("pass a list of strings, not a single string")
-        items = list(texts)
-        for item in items:
-            if not isinstance(item, str):
-                raise TypeError(f"texts must be strings, got {type(item).__name__}")
+        items = text_list(texts)
         out = np.empty((len(items), self.dim), dtype=np.float32)
         if not items:
             return out
@@ -120,6 +120,17 @@ class Embedder:
             return model(features)["sentence_embedding"]
         return model.encode([prompt + t for t in texts], batch_size=len(texts), convert_to_tensor=True,
                             show_progress_bar=False)
+
+
+def text_list(texts: Iterable[str]) -> list[str]:
+    """``texts`` as a list, refusing a bare string (it would be read as characters) and anything but strings."""
+    if isinstance(texts, str):
+        raise TypeError("pass a list of strings, not a single string")
+    items = list(texts)
+    for item in items:
+        if not isinstance(item, str):
+            raise TypeError(f"texts must be strings, got {type(item).__name__}")
+    return items
 
 
 def _cpu_has_native_bf16() -> bool:

@@ -127,6 +127,14 @@ class RetrievalConfig:
         return cls.from_dict({**data["modes"][mode], "mode": mode})
 
 
+def calibrated_query_encoder(path: Path = CALIBRATION_FILE) -> str | None:
+    """Which question encoder the calibration was tuned with (``full`` for files written before there was a choice)."""
+    try:
+        return json.loads(Path(path).read_text()).get("query_encoder", "full")
+    except FileNotFoundError:
+        return None
+
+
 @dataclass(frozen=True)
 class Hit:
     slug: str

@@ -95,11 +95,45 @@ _PASSAGE_CACHE: dict[tuple[str, str], np.ndarray] = {}
 _PASSAGE_CACHE_MAX = 200_000
 
 
+def load_query_encoder(embedder: Any, settings: Any = None) -> Any:
+    """The question encoder the settings ask for (see :attr:`KnowledgeBase.query_encoder`)."""
+    from core.config import get_settings
+    from encoder.onnx_query import OnnxQueryEncoder, OnnxQueryMismatch
+    from knowledge_base.retrieval import calibrated_query_encoder
+
+    settings = settings or get_settings()
+    if settings.kb_query_encoder not in QUERY_ENCODERS:
+        raise ValueError(f"JSJB_KB_QUERY_ENCODER must be one of {', '.join(QUERY_ENCODERS)}, "
+                         f"not {settings.kb_query_encoder!r}")
+    encoder = embedder
+    if settings.kb_query_encoder == "onnx-int8":
+        try:
+            encoder = OnnxQueryEncoder.load(settings.resolved_onnx_query_dir, embedder)
+        except (OnnxQueryMismatch, ImportError) as exc:
+            logger.warning("knowledge base: no usable int8 ONNX question encoder (%s); questions are embedded by "
+                           "the full encoder in PyTorch (slower) - run set-up", exc)
+    calibrated = calibrated_query_encoder()
+    if calibrated and calibrated != query_encoder_kind(encoder):
+        logger.warning("knowledge base: the answer threshold was calibrated with the %s question encoder, questions "
+                       "are now embedded by %s - confidences may be off; run the evaluation with "
+                       "--write-calibration", calibrated, query_encoder_kind(encoder))
+    logger.info("knowledge base: questions embedded by %r", encoder)
+    return encoder
+
+
+def query_encoder_kind(encoder: Any) -> str:
+    """``onnx-int8`` or ``full`` (what a calibration depends on)."""
+    return getattr(encoder, "kind", None) or "full"
+
+
+QUERY_ENCODERS = ("onnx-int8", "full")
+
+
 class KnowledgeBase:
     def __init__(self, index_dir: Path | str | None = None, encoder_dir: Path | str | None = None,
                  sessions: sessionmaker[Session] | None = None, config: RetrievalConfig | None = None,
                  today: Callable[[], date] | None = None, dense_kind: str = "auto", embedder: Any = None,
-                 query_threads: int | None = 1) -> None:
+                 query_threads: int | None = 1, query_encoder: Any = None) -> None:
         from core.config import get_settings
 
         settings = get_settings()
@@ -110,6 +144,7 @@ class KnowledgeBase:
         self.today = today or repository.beijing_today
         self.dense_kind = dense_kind
         self._embedder = embedder
+        self._query_encoder = query_encoder
         self.query_threads = query_threads
         self._query_cache: OrderedDict[bytes, np.ndarray] = OrderedDict()
         self._index: KBIndex | None = None
@@ -135,6 +170,17 @@ class KnowledgeBase:
 
             self._embedder = get_embedder(self.encoder_dir)
         return self._embedder
+
+    @property
+    def query_encoder(self):
+        """What embeds questions: e5-small's layers in ONNX Runtime, int8 (settings ``kb_query_encoder=onnx-int8``,
+        the default) when set-up exported them from this encoder, else the full encoder in PyTorch (with a
+        warning)."""
+        if self._query_encoder is None:
+            with self._load_lock:
+                if self._query_encoder is None:
+                    self._query_encoder = load_query_encoder(self.embedder)
+        return self._query_encoder
 
     @property
     def index_meta(self) -> dict[str, Any]:
@@ -213,7 +259,7 @@ class KnowledgeBase:
             self._query_cache.move_to_end(key)
             return cached
         with self._few_threads():
-            vector = self.embedder.encode_queries([normalise(question)])[0]
+            vector = self.query_encoder.encode_queries([normalise(question)])[0]
         self._query_cache[key] = vector
         if len(self._query_cache) > QUERY_CACHE_SIZE:
             self._query_cache.popitem(last=False)
@@ -245,7 +291,7 @@ class KnowledgeBase:
     # ------------------------------------------------------------------ answering
 
     def retriever(self, config: RetrievalConfig | None = None) -> HybridRetriever:
-        return HybridRetriever(self.index, self.embedder if (config or self.config).mode != "lexical" else None,
+        return HybridRetriever(self.index, self.query_encoder if (config or self.config).mode != "lexical" else None,
                                config or self.config)
 
     def answer(self, question: str, *, log_unanswered: bool = True, session: Session | None = None) -> KBResult:

