@@ -3,6 +3,12 @@
 Used by ``scripts/run.py`` (``make run``) and by the integration tests, so both exercise the same start-up.
 - Rasa 3.6 server (Python 3.10 environment), REST + socket.io channels, HTTP API enabled;
 - the services app (Python 3.11 environment): HTTP API, Rasa action endpoint (/webhook), chat page.
+
+Several Rasa worker processes (``JSJB_RASA_WORKERS``, default 1) share Rasa's port; Rasa then needs a lock store that
+all of them see, so that two messages of one conversation are never processed at the same time:
+``JSJB_RASA_LOCK_STORE_URL=redis://HOST:6379/1`` adds a Redis ``lock_store`` to ``bot/endpoints.yml`` (written to
+``var/rasa-endpoints.yml``). One Rasa process uses one core; on the 2-core reference machine two workers carry 1.7x
+the turns per second of one (``benchmarks/README.md``).
 """
 from __future__ import annotations
 
@@ -15,6 +21,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlparse
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -36,6 +43,24 @@ def _get(url: str, timeout: float = 2.0) -> tuple[int, bytes]:
         return 0, b""
 
 
+def redis_lock_store_block(url: str, key_prefix: str = "jsjb") -> str:
+    """The ``lock_store`` section of Rasa's endpoints for a ``redis://[:password@]host[:port][/db]`` URL."""
+    parsed = urlparse(url)
+    if parsed.scheme not in ("redis", "rediss") or not parsed.hostname:
+        raise ValueError(f"JSJB_RASA_LOCK_STORE_URL must look like redis://HOST:6379/1, not {url!r}")
+    db = (parsed.path or "/1").lstrip("/") or "1"
+    if not db.isdigit():
+        raise ValueError(f"JSJB_RASA_LOCK_STORE_URL: the database must be a number, not {db!r}")
+    lines = ["", "# added by scripts/system.py for several Rasa workers (JSJB_RASA_LOCK_STORE_URL)", "lock_store:",
+             "  type: redis", f'  url: "{parsed.hostname}"', f"  port: {parsed.port or 6379}", f"  db: {db}",
+             f'  key_prefix: "{key_prefix}"']
+    if parsed.password:
+        lines.append(f'  password: "{parsed.password}"')
+    if parsed.scheme == "rediss":
+        lines.append("  use_ssl: true")
+    return "\n".join(lines) + "\n"
+
+
 @dataclass
 class System:
     root: Path = ROOT
@@ -54,6 +79,35 @@ class System:
     def rasa_url(self) -> str:
         return f"http://{self.host}:{self.rasa_port}"
 
+    def _setting(self, name: str, default: str = "") -> str:
+        return self.env.get(name, os.environ.get(name, default))
+
+    @property
+    def rasa_workers(self) -> int:
+        raw = self._setting("JSJB_RASA_WORKERS", "1")
+        try:
+            workers = int(raw)
+        except ValueError:
+            raise ValueError(f"JSJB_RASA_WORKERS must be a whole number, not {raw!r}") from None
+        if workers < 1:
+            raise ValueError("JSJB_RASA_WORKERS must be at least 1")
+        return workers
+
+    def rasa_endpoints(self) -> Path:
+        """``bot/endpoints.yml``, or a copy with a Redis lock store when one is configured."""
+        base = self.root / "bot" / "endpoints.yml"
+        url = self._setting("JSJB_RASA_LOCK_STORE_URL")
+        if self.rasa_workers > 1 and not url:
+            raise RuntimeError("several Rasa workers (JSJB_RASA_WORKERS > 1) need a shared lock store: set "
+                               "JSJB_RASA_LOCK_STORE_URL=redis://HOST:6379/1")
+        if not url:
+            return base
+        prefix = self._setting("JSJB_RASA_LOCK_KEY_PREFIX", "jsjb")
+        out = Path(self._setting("JSJB_DATA_DIR", str(self.root / "var"))) / f"rasa-endpoints-{self.rasa_port}.yml"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(base.read_text(encoding="utf-8") + redis_lock_store_block(url, prefix), encoding="utf-8")
+        return out
+
     def process_env(self) -> dict[str, str]:
         return {
             **os.environ,
@@ -69,6 +123,8 @@ class System:
             "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE"),
             # load the models at start-up, not when the first citizen writes (actions.services.warm_up)
             "JSJB_WARMUP_MODELS": os.environ.get("JSJB_WARMUP_MODELS", "1"),
+            # Rasa forks this many Sanic workers (it refuses more than one without a shared lock store)
+            "SANIC_WORKERS": str(self.rasa_workers),
             **self.env,
         }
 
@@ -87,6 +143,7 @@ class System:
         model = rasa_model_path(self.root)
         if not model.exists():
             raise RuntimeError(f"no Rasa model at {model}: run `make setup` first")
+        endpoints = self.rasa_endpoints()
         self._spawn("services", [
             str(venv / "svc" / "bin" / "python"), "-m", "uvicorn", "api.main:app",
             "--host", self.host, "--port", str(self.api_port), "--no-access-log",
@@ -94,7 +151,7 @@ class System:
         self._spawn("rasa", [
             str(venv / "rasa" / "bin" / "python"), "-m", "bot.server", "run",  # = `rasa run` + bot/server.py's fix
             "--model", str(model), "--enable-api", "--cors", "*",
-            "--credentials", "credentials.yml", "--endpoints", "endpoints.yml",
+            "--credentials", "credentials.yml", "--endpoints", str(endpoints),
             "--interface", self.host, "--port", str(self.rasa_port),
         ], cwd=self.root / "bot")
 

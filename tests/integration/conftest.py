@@ -20,10 +20,10 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def system(tmp_path_factory: pytest.TempPathFactory):
-    data = tmp_path_factory.mktemp("e2e")
-    env = {
+def system_env(data: Path) -> dict[str, str]:
+    """Settings for a system of its own in ``data`` (databases, index) with the models set-up built."""
+    return {
+        "JSJB_DATA_DIR": str(data),
         "JSJB_DATABASE_URL": f"sqlite:///{data / 'jsjb.db'}",
         "JSJB_KB_INDEX_DIR": str(data / "kb_index"),
         "JSJB_ENCODER_DIR": str(ROOT / "var" / "models" / "encoder"),
@@ -32,6 +32,12 @@ def system(tmp_path_factory: pytest.TempPathFactory):
         "JSJB_RASA_TRACKER_DB": str(data / "rasa_tracker.db"),
         "JSJB_LOG_JSON": "true",
     }
+
+
+@pytest.fixture(scope="session")
+def system(tmp_path_factory: pytest.TempPathFactory):
+    data = tmp_path_factory.mktemp("e2e")
+    env = system_env(data)
     full_env = {**os.environ, "PYTHONPATH": str(ROOT), **env}
     python = str(ROOT / ".venv" / "svc" / "bin" / "python")
     subprocess.run([python, "-m", "core.manage", "init-db"], cwd=ROOT, env=full_env, check=True,
