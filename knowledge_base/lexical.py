@@ -218,21 +218,44 @@ class LexicalIndex:
         nz = nz[np.argsort(-acc[nz], kind="stable")]
         return [(self.slot_slug[s], float(acc[s])) for s in nz.tolist()]
 
+    def _tf_matrix(self, ids: np.ndarray, slugs: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(term frequencies (len(slugs), len(ids)) of the query's tokens in each document, 0 where absent or the
+        document is unknown; document lengths (len(slugs),)). One sorted search over all candidates at once."""
+        tf = np.zeros((len(slugs), len(ids)), dtype=np.float64)
+        lengths = np.zeros(len(slugs), dtype=np.float64)
+        rows, arrays, freqs = [], [], []
+        for i, slug in enumerate(slugs):
+            slot = self.slug_slot.get(slug)
+            terms = self.doc_terms[slot] if slot is not None else None
+            if terms is None or not len(terms):
+                continue
+            rows.append(i)
+            arrays.append(terms)
+            freqs.append(self.doc_tfs[slot])
+            lengths[i] = float(self.doc_len[slot])
+        if not rows or not len(ids):
+            return tf, lengths
+        terms = np.concatenate(arrays).astype(np.int64)
+        width = int(max(int(terms.max()), int(ids.max()))) + 1
+        # document terms are sorted within each document, so (document, term) keys are sorted overall
+        keys = np.repeat(np.arange(len(rows), dtype=np.int64), [len(a) for a in arrays]) * width + terms
+        wanted = (np.arange(len(rows), dtype=np.int64)[:, None] * width + ids[None, :].astype(np.int64)).ravel()
+        pos = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
+        found = np.where(keys[pos] == wanted, np.concatenate(freqs).astype(np.float64)[pos], 0.0)
+        tf[rows] = found.reshape(len(rows), len(ids))
+        return tf, lengths
+
     def score_slugs(self, query_tokens: list[str] | tuple[str, ...], slugs: list[str]) -> np.ndarray:
         """Exact BM25 of the given documents (0 for unknown ones)."""
         ids = np.asarray(self._query_ids(query_tokens), dtype=np.int32)
-        out = np.zeros(len(slugs), dtype=np.float32)
-        if not len(ids):
-            return out
+        if not len(ids) or not slugs:
+            return np.zeros(len(slugs), dtype=np.float32)
         idf = self._idf(self.df[ids].astype(np.float64))
-        avgdl = self._avgdl()
-        for i, slug in enumerate(slugs):
-            slot = self.slug_slot.get(slug)
-            if slot is None:
-                continue
-            out[i] = self._score_doc(ids, idf, self.doc_terms[slot], self.doc_tfs[slot], float(self.doc_len[slot]),
-                                     avgdl)
-        return out
+        tf, lengths = self._tf_matrix(ids, slugs)
+        norm = self.k1 * (1.0 - self.b + self.b * lengths / self._avgdl())
+        with np.errstate(invalid="ignore", divide="ignore"):
+            terms = np.where(tf > 0, idf[None, :] * tf * (self.k1 + 1.0) / (tf + norm[:, None]), 0.0)
+        return terms.sum(axis=1).astype(np.float32)
 
     def coverage(self, query_tokens: list[str] | tuple[str, ...], slugs: list[str]) -> np.ndarray:
         """(n, 2): how much of the question each document contains - the IDF-weighted share of the question's distinct
@@ -240,19 +263,13 @@ class LexicalIndex:
         distinct = list(dict.fromkeys(query_tokens))
         out = np.zeros((len(slugs), 2), dtype=np.float32)
         ids = np.asarray(self._query_ids(distinct), dtype=np.int32)
-        if not len(ids) or not distinct:
+        if not len(ids) or not distinct or not slugs:
             return out
         idf = self._idf(self.df[ids].astype(np.float64))
         total = float(idf.sum()) or 1.0
-        for i, slug in enumerate(slugs):
-            slot = self.slug_slot.get(slug)
-            terms = self.doc_terms[slot] if slot is not None else None
-            if terms is None or not len(terms):
-                continue
-            pos = np.minimum(np.searchsorted(terms, ids), len(terms) - 1)
-            hit = terms[pos] == ids
-            out[i, 0] = float(idf[hit].sum()) / total
-            out[i, 1] = float(hit.sum()) / len(distinct)
+        hit = self._tf_matrix(ids, slugs)[0] > 0
+        out[:, 0] = (hit * idf[None, :]).sum(axis=1) / total
+        out[:, 1] = hit.sum(axis=1) / len(distinct)
         return out
 
     def coverage_document(self, query_tokens: list[str] | tuple[str, ...],
@@ -284,19 +301,6 @@ class LexicalIndex:
             idf = math.log1p((n - df + 0.5) / (df + 0.5))
             score += idf * tf * (self.k1 + 1.0) / (tf + self.k1 * (1.0 - self.b + self.b * length / avgdl))
         return score
-
-    def _score_doc(self, ids: np.ndarray, idf: np.ndarray, terms: np.ndarray, tfs: np.ndarray, length: float,
-                   avgdl: float) -> float:
-        pos = np.searchsorted(terms, ids)
-        pos = np.minimum(pos, max(len(terms) - 1, 0))
-        if not len(terms):
-            return 0.0
-        hit = terms[pos] == ids
-        if not hit.any():
-            return 0.0
-        tf = tfs[pos[hit]].astype(np.float64)
-        norm = self.k1 * (1.0 - self.b + self.b * length / avgdl)
-        return float((idf[hit] * tf * (self.k1 + 1.0) / (tf + norm)).sum())
 
     # ------------------------------------------------------------------ persistence
 
