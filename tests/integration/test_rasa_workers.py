@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 import threading
 import time
@@ -20,7 +19,7 @@ import httpx
 import pytest
 
 from scripts.system import System, rasa_model_path, redis_lock_store_block
-from tests.integration.conftest import system_env
+from tests.integration.conftest import _free_port, system_env
 
 ROOT = Path(__file__).resolve().parents[2]
 REDIS_URL = os.environ.get("JSJB_TEST_REDIS_URL", "redis://127.0.0.1:6379/1")
@@ -37,12 +36,6 @@ def _redis_reachable() -> bool:
         return bool(_redis().ping())
     except Exception:  # noqa: BLE001 - any failure means unreachable
         return False
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_the_lock_store_block_is_built_from_the_url_and_bad_settings_are_refused(tmp_path):
