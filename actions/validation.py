@@ -43,6 +43,12 @@ ID_WARNING = "为保护您的隐私，请不要发送身份证号码——办理
 _DISTRICTS = ("东城区", "西城区", "朝阳区", "丰台区", "石景山区", "海淀区", "门头沟区", "房山区", "通州区", "顺义区",
               "昌平区", "大兴区", "怀柔区", "平谷区", "密云区", "延庆区")
 _ADDRESS_PREFIX = re.compile(r"^(就|是|在|位于|地址|地点|位置|具体|大概|应该)*(是|在|:|：)?\s*")
+# Words that make a free-text answer look like a place: a chit-chat question asked instead of the address ("你是机器人吗",
+# "今天天气怎么样") carries none of them and is answered by the dialogue rules, not taken as the address.
+_PLACE_WORD = re.compile(
+    r"\d|路|街|道|巷|胡同|号|楼|院|小区|村|镇|乡|区|里|园|门|桥|站|口|附近|对面|旁边|隔壁|广场|大厦|公园|医院|学校|市场|"
+    r"商场|超市|社区|苑|庄|营|屯|府|城|湾|单元|层|室|店|厂|场|馆|寺|庙|河|湖|山|坊|铺|地铁|公交|车站|小学|中学|大学|家"
+)
 _DONT_KNOW = re.compile(r"不知道|不清楚|不晓得|说不(好|清|上来|准)|记不(清|得)|不记得|不确定|忘了|搞不清")
 _AFFIRM_INTENTS = {"affirm"}
 _DENY_INTENTS = {"deny"}
@@ -204,7 +210,10 @@ class ValidateIntakeForm(FormValidationAction):
         text = citizen_text(tracker)
         if latest_intent(tracker) == "dont_know" or _DONT_KNOW.search(text):
             return {"address": UNKNOWN}
-        if latest_intent(tracker) in SOFT_INTERRUPTS | {"affirm", "deny"} and not is_substantive(text, 3):
+        intent = latest_intent(tracker)
+        if intent in SOFT_INTERRUPTS and not _PLACE_WORD.search(text):
+            return {}  # a question or pleasantry instead of the place: the rules answer it, the form asks again
+        if intent in SOFT_INTERRUPTS | {"affirm", "deny"} and not is_substantive(text, 3):
             return {}
         cleaned = _ADDRESS_PREFIX.sub("", text).strip()
         return {"address": cleaned or None}
@@ -222,6 +231,8 @@ class ValidateIntakeForm(FormValidationAction):
         if requested == "district":
             if latest_intent(tracker) == "dont_know" or _DONT_KNOW.search(citizen_text(tracker)):
                 return {"district": UNKNOWN}
+            if latest_intent(tracker) in SOFT_INTERRUPTS and not _PLACE_WORD.search(citizen_text(tracker)):
+                return {}  # a question or pleasantry instead of the district: the rules answer it, then ask again
             dispatcher.utter_message(text="抱歉，没有识别出是北京哪个区。")
             return {"district": None}
         # a new address without a district: forget the old district so the form asks again
@@ -246,6 +257,8 @@ class ValidateIntakeForm(FormValidationAction):
     async def extract_occurred_at(self, dispatcher, tracker, domain) -> Dict[Text, Any]:
         if self._blocked(tracker):
             return {}
+        if latest_intent(tracker) in SOFT_INTERRUPTS - {"thanks"}:
+            return {}  # "今天天气怎么样" is small talk, not when the problem happened
         found = [e for e in latest_entities(tracker, "date_time") if not _part_of_address(e, tracker)]
         if not found:
             return {"occurred_at": None} if "occurred_at" in self._correction_clears(tracker) else {}

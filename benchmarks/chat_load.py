@@ -146,8 +146,9 @@ def _explain(result: dict) -> list[str]:
     if result["action_endpoint"]:
         slowest = max(result["action_endpoint"].items(), key=lambda kv: kv[1]["mean_ms"])
         notes.append(f"slowest custom action: {slowest[0]} at {slowest[1]['mean_ms']} ms mean (services process).")
-    notes.append("The rest of a turn is Rasa's policy ensemble (TED on TensorFlow), the tracker store (SQLite) and "
-                 "queueing: Rasa processes one event loop on one core, so turns queue behind each other under load.")
+    notes.append("The rest of a turn is the Rasa process: NLU (DIET on TensorFlow), the rule and memoization "
+                 "policies, the tracker store (retrieve and save per message) and queueing: each Rasa worker runs one "
+                 "event loop on one core, so turns queue behind each other under load (JSJB_RASA_WORKERS).")
     return notes
 
 

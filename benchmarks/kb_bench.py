@@ -18,6 +18,7 @@ case (no cluster structure), so the HNSW timings are conservative.
 from __future__ import annotations
 
 import argparse
+import cProfile
 import json
 import os
 import platform
@@ -103,6 +104,9 @@ def run(argv: list[str] | None, tmp: Path) -> int:
     parser.add_argument("--flat-compare", action="store_true", default=True,
                         help="also time exact (flat) dense search at sizes where HNSW is used")
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--profile", type=Path, default=None,
+                        help="write cProfile statistics of the end-to-end queries at the largest size to this file "
+                             "(the timings of that size then include the profiler's overhead)")
     args = parser.parse_args(argv)
     sizes = sorted(int(s) for s in args.sizes.split(","))
 
@@ -191,13 +195,18 @@ def run(argv: list[str] | None, tmp: Path) -> int:
             kb.answer(q, log_unanswered=False)
 
         end_to_end, embed, search, fetch = [], [], [], []
+        profiler = cProfile.Profile() if args.profile and size == sizes[-1] else None
         same_top = 0
         repeated = []
         for q in timed:
             kb._query_cache.clear()
+            if profiler is not None:
+                profiler.enable()
             t0 = time.perf_counter()
             result = kb.answer(q, log_unanswered=False)
             end_to_end.append(time.perf_counter() - t0)
+            if profiler is not None:
+                profiler.disable()
             t0 = time.perf_counter()
             kb.answer(q, log_unanswered=False)  # the same question again: its vector comes from the LRU
             repeated.append(time.perf_counter() - t0)
@@ -214,6 +223,8 @@ def run(argv: list[str] | None, tmp: Path) -> int:
                 fetch.append(time.perf_counter() - t0)
             same_top += hits[0].slug == ref_top[q]
             del result
+        if profiler is not None:
+            profiler.dump_stats(str(args.profile))
         flat_search = None
         if args.flat_compare and index.kind == "hnsw":
             flat = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))

@@ -8,15 +8,22 @@ Configure it in endpoints.yml with the same parameters as ``type: SQL``.
 On SQLite (the embedded default) it also switches the file to write-ahead logging with ``synchronous=NORMAL``: every
 turn saves the conversation, and a full fsync per commit was a visible share of the Rasa server's time under load
 (``benchmarks/README.md``). A crash can lose at most the last turns, never corrupt the file; PostgreSQL is unchanged.
+
+Retrieve and save run Rasa's own queries in SQLAlchemy Core (the ``data`` column alone read, one multi-row insert)
+instead of ORM objects: the same rows and trackers (``tests/bot/test_nlu_components.py`` compares them with Rasa's
+store on SQLite and PostgreSQL) at 60–85 % of the cost on SQLite and about half on PostgreSQL
+(``benchmarks/tracker_store_bench.py``).
 """
 from __future__ import annotations
 
-from typing import Any
+import json
+from typing import Any, Dict, List, Optional, Text
 
 from rasa.core.tracker_store import SQLTrackerStore
-from sqlalchemy import event
-from rasa.shared.core.events import UserUttered
+from rasa.shared.core.events import SessionStarted, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
+from rasa.shared.nlu.constants import INTENT_NAME_KEY
+from sqlalchemy import event, func, or_, select
 
 from nlu.patterns import mask_ids_in_text
 
@@ -50,8 +57,51 @@ class MaskingSQLTrackerStore(SQLTrackerStore):
             event.listen(self.engine, "connect", _sqlite_pragmas)
             self.engine.dispose()  # connections opened while creating the tables get the pragmas on reconnect
 
+    # Rasa's SQLTrackerStore reads and writes events through ORM objects: ~4 ms to retrieve and ~4 ms to save a
+    # conversation of 70 events on this machine, a third of the Rasa process's time under load. The same queries in
+    # SQLAlchemy Core (only the ``data`` column read, one multi-row insert) give the same trackers and rows.
+
+    def _session_events(self, sender_id: Text, fetch_events_from_all_sessions: bool, *columns: Any) -> Any:
+        """Rasa's ``_event_query`` (events of the latest session, or of all sessions) as a Core select."""
+        table = self.SQLEvent.__table__
+        query = select(*columns).where(table.c.sender_id == sender_id)
+        if not fetch_events_from_all_sessions:
+            session_start = (
+                select(func.max(table.c.timestamp))
+                .where(table.c.sender_id == sender_id, table.c.type_name == SessionStarted.type_name)
+                .scalar_subquery()
+            )
+            query = query.where(or_(table.c.timestamp >= session_start, session_start.is_(None)))
+        return query
+
+    async def _retrieve(self, sender_id: Text,
+                        fetch_events_from_all_sessions: bool) -> Optional[DialogueStateTracker]:
+        table = self.SQLEvent.__table__
+        query = self._session_events(sender_id, fetch_events_from_all_sessions, table.c.data).order_by(table.c.id)
+        with self.session_scope() as session:
+            events = [json.loads(data) for data in session.execute(query).scalars()]
+        if self.domain and events:
+            return DialogueStateTracker.from_dict(sender_id, events, self.domain.slots)
+        return None
+
     async def save(self, tracker: DialogueStateTracker) -> None:
         for event in tracker.events:
             if isinstance(event, UserUttered):
                 mask_user_event(event)
-        await super().save(tracker)
+        await self.stream_events(tracker)
+        table = self.SQLEvent.__table__
+        with self.session_scope() as session:
+            stored = session.execute(
+                self._session_events(tracker.sender_id, False, func.count(table.c.id))).scalar_one()
+            rows: List[Dict[str, Any]] = []
+            for event in list(tracker.events)[stored:]:
+                data = event.as_dict()
+                rows.append({
+                    "sender_id": tracker.sender_id, "type_name": event.type_name,
+                    "timestamp": data.get("timestamp"), "action_name": data.get("name"),
+                    "intent_name": data.get("parse_data", {}).get("intent", {}).get(INTENT_NAME_KEY),
+                    "data": json.dumps(data),
+                })
+            if rows:
+                session.execute(table.insert(), rows)
+            session.commit()

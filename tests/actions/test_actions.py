@@ -195,6 +195,33 @@ def test_correction_without_a_value_asks_again(database, executor, gazetteer):
     assert asked.startswith("好的，请问哪一项需要修改")
 
 
+def test_small_talk_at_the_place_question_is_not_taken_as_the_place(database, executor, gazetteer):
+    conv = Conversation(executor, gazetteer, "citizen-smalltalk")
+    conv.slots["requested_slot"] = None
+    conv.form_turn("我要投诉楼下饭馆油烟太大，熏得没法开窗", "file_request")
+    assert conv.slots["requested_slot"] == "address"
+    for text, intent in (("你是机器人吗", "bot_challenge"), ("今天天气怎么样", "chitchat"), ("你们能干什么", "bot_challenge"),
+                         ("谢谢", "thanks")):
+        out = conv.form_turn(text, intent)
+        assert slot_events(out).get("address") is None and slot_events(out).get("occurred_at") is None, text
+        assert conv.slots["address"] is None and conv.slots["occurred_at"] is None
+    # a place given with a pleasantry is still the place
+    conv.form_turn("谢谢，在海淀区学院路20号院", "thanks")
+    assert conv.slots["address"] == "海淀区学院路20号院" and conv.slots["district"] == "海淀区"
+
+
+def test_small_talk_at_the_district_question_gets_no_error_message(database, executor, gazetteer):
+    conv = Conversation(executor, gazetteer, "citizen-smalltalk-district")
+    conv.slots["requested_slot"] = None
+    conv.form_turn("小区门口的路灯坏了一个多月，晚上黑乎乎的", "file_request")
+    conv.form_turn("我家楼下那个十字路口", "inform")
+    assert conv.slots["requested_slot"] == "district"
+    out = conv.form_turn("你是真人吗", "bot_challenge")
+    assert not any("没有识别出" in t for t in out["texts"]) and conv.slots["district"] is None
+    out = conv.form_turn("随便说的一个地方", "inform")
+    assert any("没有识别出是北京哪个区" in t for t in out["texts"])
+
+
 def test_read_back_quick_replies_and_a_building_number_is_no_date(database, executor, gazetteer):
     conv = Conversation(executor, gazetteer, "citizen-buttons")
     conv.slots["requested_slot"] = None

