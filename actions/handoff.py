@@ -26,16 +26,23 @@ def pause_events(tracker: Tracker) -> List[Dict]:
     return events + [ConversationPaused()]
 
 
+FALLBACK_ACTIONS = frozenset({"action_fallback", "action_default_fallback"})
+
+
 def consecutive_fallbacks(tracker: Tracker) -> int:
-    """Number of the latest user messages, in a row, that the NLU could not understand."""
+    """Number of the latest user messages, in a row, that the bot could not understand: the current one (a fallback
+    is running for it) and each earlier one after which a fallback action ran. A message the NLU was unsure about
+    but a form still understood (a bare phone number, an address) breaks the run."""
     count = 0
+    fell_back = True  # the message being answered now
     for event in reversed(tracker.events or []):
-        if event.get("event") != "user":
-            continue
-        if ((event.get("parse_data") or {}).get("intent") or {}).get("name") == "nlu_fallback":
+        if event.get("event") == "action" and event.get("name") in FALLBACK_ACTIONS:
+            fell_back = True
+        elif event.get("event") == "user":
+            if not fell_back:
+                break
             count += 1
-        else:
-            break
+            fell_back = False
     return count
 
 

@@ -355,6 +355,12 @@ class ValidateIntakeForm(FormValidationAction):
         return {"description": value}
 
 
+# Intents answered by the dialogue rules while a status query or praise is being taken (rules.yml): their message
+# fills no slot there and gets no "not recognised" message.
+_NOT_A_PRAISE = frozenset({"greet", "chitchat", "bot_challenge", "status_query", "consult"})
+_NOT_A_STATUS_ANSWER = frozenset({"greet", "thanks", "chitchat", "bot_challenge", "consult", "file_request"})
+
+
 class ValidatePraiseForm(FormValidationAction):
     def name(self) -> Text:
         return "validate_praise_form"
@@ -366,6 +372,8 @@ class ValidatePraiseForm(FormValidationAction):
         text = citizen_text(tracker)
         if requested is None and intent == "praise":
             return {"praise_text": text} if is_substantive(text.replace("表扬", ""), 4) else {}
+        if intent in _NOT_A_PRAISE:
+            return {}  # "你是机器人吗" is a question, not whom to praise: the rules answer it and ask again
         if requested == "praise_text" and (intent not in SOFT_INTERRUPTS or is_substantive(text, 4)):
             return {"praise_text": text}
         return {}
@@ -379,7 +387,7 @@ class ValidateStatusForm(FormValidationAction):
         number = last_entity_value(tracker, "work_order_number")
         if number and (latest_intent(tracker) not in HARD_INTERRUPTS or mostly_value(normalized_text(tracker))):
             return {"status_order_number": number}
-        if latest_intent(tracker) in HARD_INTERRUPTS:
+        if latest_intent(tracker) in HARD_INTERRUPTS | _NOT_A_STATUS_ANSWER:
             return {}
         if tracker.get_slot("requested_slot") == "status_order_number" and latest_intent(tracker) != "dont_know":
             dispatcher.utter_message(text="没有识别出工单编号。工单编号由8位日期和6位序号组成，例如 20261122-000123。")
@@ -394,7 +402,7 @@ class ValidateStatusForm(FormValidationAction):
         tail = phone[-4:] if phone else phone_tail_in(text)
         if tail and (latest_intent(tracker) not in HARD_INTERRUPTS or mostly_value(text)):
             return {"status_phone_tail": tail}
-        if latest_intent(tracker) in HARD_INTERRUPTS:
+        if latest_intent(tracker) in HARD_INTERRUPTS | _NOT_A_STATUS_ANSWER:
             return {}
         if latest_intent(tracker) == "dont_know":
             return {}

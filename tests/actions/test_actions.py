@@ -94,6 +94,7 @@ class Conversation:
         }
         result = asyncio.run(self.executor.run({"next_action": action, "sender_id": self.sender, "tracker": tracker,
                                                 "domain": DOMAIN, "version": "3.6.21"}))
+        self.events.append({"event": "action", "name": action, "timestamp": float(self.counter)})  # as Rasa logs it
         for event in result.events:
             if event["event"] == "slot":
                 self.slots[event["name"]] = event["value"]
@@ -347,6 +348,43 @@ def test_two_fallbacks_in_a_row_hand_over(database, executor, gazetteer):
     second = conv.run("action_fallback")
     assert any(e["event"] == "pause" for e in second["events"])
     assert "人工" in second["texts"][0]
+
+
+def test_a_message_the_form_understood_breaks_a_run_of_fallbacks(database, executor, gazetteer):
+    conv = Conversation(executor, gazetteer, "citizen-fallback-phone")
+    conv.slots["requested_slot"] = None
+    conv.form_turn("楼下饭馆油烟太大，在朝阳区望京西园三区", "file_request")
+    assert conv.slots["requested_slot"] == "contact_phone"
+    conv.form_turn(PHONE, "nlu_fallback")  # the NLU was unsure about a bare number, the form took it
+    assert conv.slots["contact_phone"] == PHONE
+    conv.say("你们多久能处理", "nlu_fallback")
+    first = conv.run("action_fallback")
+    assert not any(e["event"] == "pause" for e in first["events"]) and "人工" not in first["texts"][0][:10]
+    conv.say("呜啦啦", "nlu_fallback")
+    assert any(e["event"] == "pause" for e in conv.run("action_fallback")["events"])
+
+
+def test_status_query_and_praise_are_not_filled_with_small_talk(database, executor, gazetteer):
+    conv = Conversation(executor, gazetteer, "citizen-status-smalltalk")
+    conv.active_loop, conv.slots["requested_slot"] = "status_form", "status_order_number"
+    for text, intent in (("你好", "greet"), ("谢谢", "thanks"), ("你是机器人吗", "bot_challenge"),
+                         ("我要投诉楼上噪音，天天半夜蹦迪", "file_request")):
+        conv.say(text, intent)
+        out = conv.run("validate_status_form")
+        assert not out["texts"], text  # no "没有识别出工单编号"
+        assert conv.slots["status_order_number"] is None
+    conv.say("就是那个，你看着办", "inform")
+    assert "没有识别出工单编号" in conv.run("validate_status_form")["texts"][0]
+
+    praise = Conversation(executor, gazetteer, "citizen-praise-smalltalk")
+    praise.active_loop, praise.slots["requested_slot"] = "praise_form", "praise_text"
+    for text, intent in (("你是机器人吗", "bot_challenge"), ("今天天气怎么样", "chitchat"), ("你好", "greet")):
+        praise.say(text, intent)
+        praise.run("validate_praise_form")
+        assert praise.slots["praise_text"] is None, text
+    praise.say("谢谢望京街道的王主任，帮我们把停车的事解决了", "thanks")
+    praise.run("validate_praise_form")
+    assert praise.slots["praise_text"] == "谢谢望京街道的王主任，帮我们把停车的事解决了"
 
 
 def test_consultation_answers_or_honestly_offers_to_file(database, executor, gazetteer):
