@@ -64,6 +64,12 @@ _CLEAR_ON = [
 ]
 
 
+# "描述再补充一下，晚上十点以后还在炒菜" / "问题改成：…": a correction of the description that carries the new words
+_DESCRIPTION_ADD = re.compile(
+    r"(?:描述|内容|问题|情况)?\s*(?:再|还要|还想|我再|我想)?(?:补充|加上|添加|追加|补一句)(?:一下|一点|几句)?\s*[:：,，。]?\s*"
+    r"(?P<rest>.+)")
+_DESCRIPTION_SET = re.compile(r"(?:描述|内容|问题)\s*(?:应该是|改成|改为|换成)\s*[:：,，]?\s*(?P<rest>.+)")
+
 # "5号楼", "3号院", "10号线": a number + 号 that is part of a place, not a day of the month
 _PLACE_AFTER_DAY = re.compile(r"^\s*(楼|院|线|栋|幢|门|单元|室|地块|公寓)")
 
@@ -170,6 +176,13 @@ class ValidateIntakeForm(FormValidationAction):
         intent, requested = latest_intent(tracker), self._requested(tracker)
         text = citizen_text(tracker)
         current = tracker.get_slot("description")
+        if requested != "description" and intent in ("correction", "inform"):
+            added, replaced = _DESCRIPTION_ADD.search(text), _DESCRIPTION_SET.search(text)
+            if added and is_substantive(added.group("rest"), 4):
+                rest = added.group("rest").strip()
+                return {"description": f"{current}；{rest}" if current else rest}
+            if replaced and is_substantive(replaced.group("rest"), 4):
+                return {"description": replaced.group("rest").strip()}
         if "description" in self._correction_clears(tracker) and requested != "description":
             return {"description": None}
         if requested == "description":

@@ -223,6 +223,18 @@ def test_small_talk_at_the_district_question_gets_no_error_message(database, exe
     assert any("没有识别出是北京哪个区" in t for t in out["texts"])
 
 
+def test_a_description_correction_with_the_new_words_keeps_them(database, executor, gazetteer):
+    conv = Conversation(executor, gazetteer, "citizen-add-detail")
+    demo_until_read_back(conv)
+    out = conv.form_turn("描述再补充一下，晚上十点以后还在炒菜", "correction")
+    assert conv.slots["description"] == "我家楼下饭馆油烟太大，在朝阳区望京西园三区；晚上十点以后还在炒菜"
+    assert conv.slots["requested_slot"] == "confirmed" and "晚上十点以后还在炒菜" in out["texts"][-1]
+    conv.form_turn("问题改成：楼下烧烤店油烟大，半夜还有人喝酒吵闹", "correction")
+    assert conv.slots["description"] == "楼下烧烤店油烟大，半夜还有人喝酒吵闹"
+    conv.form_turn("描述不对", "correction")  # no new words: the form asks for the description again
+    assert conv.slots["description"] is None and conv.slots["requested_slot"] == "description"
+
+
 def test_read_back_quick_replies_and_a_building_number_is_no_date(database, executor, gazetteer):
     conv = Conversation(executor, gazetteer, "citizen-buttons")
     conv.slots["requested_slot"] = None
