@@ -15,7 +15,8 @@ drops them.
 Persistence (``root`` folder)::
 
     CURRENT                       "<base id> <number of deltas>", replaced atomically (os.replace)
-    snapshots/<base id>/          a full index: dense.faiss, aux.npy, lexical.npz/.json, manifest.json
+    snapshots/<base id>/          a full index: dense.faiss, aux.npy, lexical.npz/.json, surface.npz/
+                                  surface_vocab.json (phrasings' bigram ids), manifest.json
     snapshots/<base id>/delta-000001.json + .npy    later changes (upserts with their vectors, removals)
 
 A publish writes one small delta file and then swaps ``CURRENT``; after ``MAX_DELTAS`` deltas the next save writes a
@@ -41,6 +42,7 @@ import faiss
 import numpy as np
 
 from knowledge_base.lexical import LexicalIndex
+from knowledge_base.surface import PhrasingBigrams
 
 logger = logging.getLogger(__name__)
 
@@ -115,6 +117,7 @@ class KBIndex:
         self.versions: dict[str, int] = {}
         self.aux: dict[str, np.ndarray] = {}  # slug -> (2, dim): phrasing centroid, answer
         self.phrasings: dict[str, tuple[str, ...]] = {}
+        self.surface = PhrasingBigrams()  # phrasings' character bigrams as ids, for the surface-similarity feature
         self.lexical = LexicalIndex()
         self.next_row = 0
         self.dead_rows: set[int] = set()
@@ -208,6 +211,7 @@ class KBIndex:
             centroid /= max(float(np.linalg.norm(centroid)), 1e-12)
             self.aux[entry.slug] = np.stack([centroid, answer_vectors[i]]).astype(np.float32)
             self.phrasings[entry.slug] = tuple(entry.phrasings)
+            self.surface.add(entry.slug, entry.phrasings)
             self.lexical.add(entry.slug, entry.lexical_tokens)
         if journal:  # one op per entry; its vectors are its phrasing rows followed by its answer vector
             offset = 0
@@ -234,6 +238,7 @@ class KBIndex:
         self.versions.pop(slug, None)
         self.aux.pop(slug, None)
         self.phrasings.pop(slug, None)
+        self.surface.remove(slug)
         self.lexical.remove(slug)
         if journal:
             self._journal.append({"op": "remove", "slug": slug})
@@ -383,6 +388,7 @@ class KBIndex:
                    else np.zeros((0, 2, self.dim), dtype=np.float32))
             np.save(tmp / "aux.npy", aux)
             self.lexical.save(tmp)
+            self.surface.save(tmp, list(self.phrasings))
             (tmp / "manifest.json").write_text(json.dumps(self._manifest(), ensure_ascii=False))
             os.replace(tmp, root / "snapshots" / base_id)
             state = (base_id, 0)
@@ -433,6 +439,7 @@ class KBIndex:
         aux = np.load(snap / "aux.npy")
         index.aux = {slug: aux[i] for i, slug in enumerate(manifest["aux_slugs"])}
         index.phrasings = {slug: tuple(p) for slug, p in manifest.get("phrasings", {}).items()}
+        index.surface = PhrasingBigrams.load(snap, index.phrasings)
         index.lexical = LexicalIndex.load(snap)
         index.snapshot = (snap.name, 0)
         return index

@@ -131,3 +131,50 @@ def test_delta_snapshots_are_replayed_by_another_reader(tmp_path):
     fresh = KBIndex.load(tmp_path)
     assert fresh.versions == writer.versions
     assert len([p for p in (tmp_path / "snapshots").iterdir() if not p.name.startswith(".")]) <= 3
+
+
+def test_surface_similarity_is_computed_at_indexing_and_survives_snapshots_and_deltas(tmp_path):
+    """The best character-bigram Dice per entry (the 'exact' feature) equals the set computation, is saved with a
+    full snapshot, replayed with deltas, and recomputed for a snapshot written before the surface files existed."""
+    from knowledge_base.seed import load_seed_entries
+    from knowledge_base.content import indexed_entry
+    from knowledge_base.surface import ARRAYS_FILE, VOCAB_FILE
+    from knowledge_base.text import char_bigrams, dice
+
+    seed = [indexed_entry(slug, 1, content) for slug, content in load_seed_entries()[:60]]
+    rng = np.random.default_rng(3)
+    index = KBIndex(DIM, dense_kind="flat")
+    index.upsert_many(seed, unit(rng, sum(len(e.phrasings) for e in seed)), unit(rng, len(seed)))
+    questions = ["居住证怎么办", "狗证年检在哪里办", "社保卡丢了咋补", "进京证一年能办几次", "公积金提取需要什么材料",
+                 seed[5].phrasings[1], "好"]
+    slugs = [e.slug for e in seed] + ["no-such-entry"]
+
+    def expected(q: str) -> np.ndarray:
+        g = char_bigrams(q)
+        return np.array([max((dice(g, char_bigrams(p)) for p in index.phrasings.get(s, ())), default=0.0)
+                         for s in slugs], dtype=np.float32)
+
+    for q in questions:
+        np.testing.assert_allclose(index.surface.best_dice(char_bigrams(q), slugs), expected(q), rtol=1e-6)
+    assert index.surface.best_dice(char_bigrams(seed[5].phrasings[1]), [seed[5].slug])[0] == pytest.approx(1.0)
+
+    root = tmp_path / "index"
+    index.save(root, full=True)
+    snap = root / "snapshots" / read_current(root)[0]
+    assert (snap / ARRAYS_FILE).exists() and (snap / VOCAB_FILE).exists()
+    changed = IndexedEntry(seed[0].slug, 2, ("养猫要不要办证", "猫需要登记吗"), "答案", ("猫", "登记"))
+    index.upsert(changed, unit(rng, 2), unit(rng, 1)[0])
+    index.remove(seed[1].slug)
+    index.save(root)  # a delta
+    reader = KBIndex.load(root)
+    for q in questions + ["养猫要办证吗"]:
+        np.testing.assert_allclose(reader.surface.best_dice(char_bigrams(q), slugs),
+                                   index.surface.best_dice(char_bigrams(q), slugs), rtol=1e-6)
+    assert reader.surface.best_dice(char_bigrams("养猫要不要办证"), [seed[0].slug])[0] == pytest.approx(1.0)
+    assert reader.surface.best_dice(char_bigrams(seed[1].phrasings[0]), [seed[1].slug])[0] == 0.0
+
+    (snap / ARRAYS_FILE).unlink()  # an older snapshot: computed from the phrasings on load
+    older = KBIndex.load(root)
+    for q in questions:
+        np.testing.assert_allclose(older.surface.best_dice(char_bigrams(q), slugs),
+                                   index.surface.best_dice(char_bigrams(q), slugs), rtol=1e-6)
