@@ -54,8 +54,8 @@ def hash_paths(*paths: Path | str, extra: str = "") -> str:
             files += [f for f in p.rglob("*") if f.is_file() and "__pycache__" not in f.parts and f.suffix != ".pyc"]
         elif p.exists():
             files.append(p)
-        else:
-            h.update(f"missing:{p}".encode())
+        else:  # relative, so that two checkouts of the same commit share the cache
+            h.update(f"missing:{p.relative_to(ROOT) if p.is_relative_to(ROOT) else p}".encode())
     for f in sorted(files):
         h.update(str(f.relative_to(ROOT) if f.is_relative_to(ROOT) else f).encode())
         h.update(f.read_bytes())
