@@ -230,7 +230,7 @@ def step_kb_index() -> None:
 def step_rasa_model() -> None:
     started = time.perf_counter()
     # the model embeds the gazetteer and jieba dictionary built from the catalog data at train time
-    key = hash_paths("bot/config.yml", "bot/domain.yml", "bot/domain", "bot/data", "nlu",
+    key = hash_paths("bot/config.yml", "bot/domain.yml", "bot/domain", "bot/data", "bot/policies.py", "nlu",
                      "dispatch/catalog/gazetteer_data.py", "dispatch/catalog/data", "requirements/rasa.lock",
                      "package-lock.json")
 
