@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from knowledge_base.text import char_bigrams
+from knowledge_base.text import char_bigrams, dice
 
 VOCAB_FILE = "surface_vocab.json"
 ARRAYS_FILE = "surface.npz"
@@ -39,9 +39,7 @@ class PhrasingBigrams:
     def best_dice(self, qgrams: frozenset[str], slugs: list[str]) -> np.ndarray:
         """Best Dice of the question's bigrams against any phrasing of each entry (0 for an unknown slug)."""
         empty = (np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.int32))
-        return self.best_dice_of(qgrams, [self.by_slug.get(s, empty) for s in slugs])
-
-    def best_dice_of(self, qgrams: frozenset[str], parts: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+        parts = [self.by_slug.get(s, empty) for s in slugs]
         out = np.zeros(len(parts), dtype=np.float32)
         qids = np.fromiter((self.vocab[g] for g in qgrams if g in self.vocab), dtype=np.int32)
         if not qgrams or not len(qids) or not parts:
@@ -60,9 +58,11 @@ class PhrasingBigrams:
         out[has] = np.maximum.reduceat(scores, starts[has])
         return out
 
-    def dice_with(self, qgrams: frozenset[str], phrasings: tuple[str, ...] | list[str]) -> float:
-        """Best Dice against phrasings that are not indexed (a draft being previewed); the vocabulary may grow."""
-        return float(self.best_dice_of(qgrams, [self.encode(phrasings)])[0])
+    @staticmethod
+    def dice_with(qgrams: frozenset[str], phrasings: tuple[str, ...] | list[str]) -> float:
+        """Best Dice against phrasings that are not indexed (a draft being previewed): the set computation, so that a
+        preview never adds its bigrams to the served index's vocabulary."""
+        return max((dice(qgrams, char_bigrams(p)) for p in phrasings), default=0.0)
 
     # ------------------------------------------------------------------ persistence (with the index snapshot)
 

@@ -7,8 +7,8 @@ Used by ``scripts/run.py`` (``make run``) and by the integration tests, so both 
 Several Rasa worker processes (``JSJB_RASA_WORKERS``, default 1) share Rasa's port; Rasa then needs a lock store that
 all of them see, so that two messages of one conversation are never processed at the same time:
 ``JSJB_RASA_LOCK_STORE_URL=redis://HOST:6379/1`` adds a Redis ``lock_store`` to ``bot/endpoints.yml`` (written to
-``var/rasa-endpoints.yml``). One Rasa process uses one core; on the 2-core reference machine two workers carry 1.7x
-the turns per second of one (``benchmarks/README.md``).
+``var/rasa-endpoints-<port>.yml``). One Rasa process uses one core; on the 2-core reference machine two workers carry
+1.7x the turns per second of one (``benchmarks/README.md``).
 """
 from __future__ import annotations
 
