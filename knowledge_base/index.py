@@ -36,6 +36,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 
 import faiss
@@ -297,18 +298,18 @@ class KBIndex:
 
     def phrasing_profile(self, query: np.ndarray, slugs: list[str]) -> np.ndarray:
         """(n, 3) per entry: best phrasing cosine, mean of its two best phrasing cosines, cosine with its standard
-        question (the first phrasing); -1 for unknown slugs. Reconstructs the entries' rows (~6 each)."""
+        question (the first phrasing); -1 for unknown slugs. Reconstructs the entries' rows (~6-12 each) in one batch
+        and reduces them per entry without a Python loop (the same values as :func:`phrasing_profile`)."""
         out = np.full((len(slugs), 3), -1.0, dtype=np.float32)
-        blocks = [(i, self.slug_rows.get(slug)) for i, slug in enumerate(slugs)]
-        blocks = [(i, rows) for i, rows in blocks if rows]
-        if not blocks:
+        row_lists = [self.slug_rows.get(slug) for slug in slugs]
+        known = np.fromiter((bool(rows) for rows in row_lists), dtype=bool, count=len(slugs))
+        if not known.any():
             return out
-        ids = np.fromiter((r for _, rows in blocks for r in rows), dtype=np.int64)
-        sims = self._reconstruct_many(ids) @ np.asarray(query, dtype=np.float32)  # one batch: ~0.1 ms for 300 rows
-        offset = 0
-        for i, rows in blocks:
-            out[i] = phrasing_profile(sims[offset:offset + len(rows)])
-            offset += len(rows)
+        lengths = np.fromiter((len(rows) for rows in row_lists if rows), dtype=np.int64)
+        ids = np.fromiter(chain.from_iterable(rows for rows in row_lists if rows), dtype=np.int64,
+                          count=int(lengths.sum()))
+        sims = self._reconstruct_many(ids) @ np.asarray(query, dtype=np.float32)  # one batch: ~0.1 ms for 600 rows
+        out[known] = segment_profile(sims, lengths)
         return out
 
     def _reconstruct_many(self, rows: np.ndarray) -> np.ndarray:
@@ -488,6 +489,23 @@ def phrasing_profile(sims: np.ndarray) -> tuple[float, float, float]:
         return values[0], values[0], values[0]
     first, second = sorted(values, reverse=True)[:2]
     return first, (first + second) / 2, values[0]
+
+
+def segment_profile(sims: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """:func:`phrasing_profile` of consecutive segments of ``sims`` (``lengths`` > 0 each), as an (n, 3) array."""
+    starts = np.zeros(len(lengths), dtype=np.int64)
+    np.cumsum(lengths[:-1], out=starts[1:])
+    best = np.maximum.reduceat(sims, starts)
+    owner = np.repeat(np.arange(len(lengths)), lengths)
+    # the first position of each segment's best value is masked out; the best of the rest is the second best
+    at_best = np.flatnonzero(sims == best[owner])
+    first_best = at_best[np.unique(owner[at_best], return_index=True)[1]]
+    rest = sims.astype(np.float64)
+    rest[first_best] = -np.inf
+    second = np.maximum.reduceat(rest, starts)
+    second = np.where(lengths > 1, second, best)
+    best64 = best.astype(np.float64)
+    return np.stack([best64, (best64 + second) / 2, sims[starts].astype(np.float64)], axis=1)
 
 
 class IndexFormatError(RuntimeError):

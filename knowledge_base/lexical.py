@@ -208,8 +208,9 @@ class LexicalIndex:
             idf = self._idf(float(self.df[tid]))
             norm = self.k1 * (1.0 - self.b + self.b * self.doc_len[docs] / avgdl)
             acc[docs] += idf * tfs * (self.k1 + 1.0) / (tfs + norm)
-        acc[~self.alive[: len(acc)]] = 0.0
-        nz = np.flatnonzero(acc)
+        if self.dead_slots:
+            acc[~self.alive[: len(acc)]] = 0.0
+        nz = np.flatnonzero(acc > 0)  # BM25 terms are positive; a boolean scan is ~6x faster than a float one
         if not len(nz):
             return []
         if len(nz) > k:
@@ -247,30 +248,32 @@ class LexicalIndex:
 
     def score_slugs(self, query_tokens: list[str] | tuple[str, ...], slugs: list[str]) -> np.ndarray:
         """Exact BM25 of the given documents (0 for unknown ones)."""
-        ids = np.asarray(self._query_ids(query_tokens), dtype=np.int32)
+        return self.candidate_features(query_tokens, slugs)[0]
+
+    def coverage(self, query_tokens: list[str] | tuple[str, ...], slugs: list[str]) -> np.ndarray:
+        """(n, 2): how much of the question each document contains - the IDF-weighted share of the question's distinct
+        known tokens, and the plain share of all its distinct tokens (unknown tokens count as missing)."""
+        return self.candidate_features(query_tokens, slugs)[1]
+
+    def candidate_features(self, query_tokens: list[str] | tuple[str, ...],
+                           slugs: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(:meth:`score_slugs`, :meth:`coverage`) from one term-frequency lookup (the candidates of a question)."""
+        bm25 = np.zeros(len(slugs), dtype=np.float32)
+        cover = np.zeros((len(slugs), 2), dtype=np.float32)
+        distinct = list(dict.fromkeys(query_tokens))
+        ids = np.asarray(self._query_ids(distinct), dtype=np.int32)
         if not len(ids) or not slugs:
-            return np.zeros(len(slugs), dtype=np.float32)
+            return bm25, cover
         idf = self._idf(self.df[ids].astype(np.float64))
         tf, lengths = self._tf_matrix(ids, slugs)
         norm = self.k1 * (1.0 - self.b + self.b * lengths / self._avgdl())
         with np.errstate(invalid="ignore", divide="ignore"):
             terms = np.where(tf > 0, idf[None, :] * tf * (self.k1 + 1.0) / (tf + norm[:, None]), 0.0)
-        return terms.sum(axis=1).astype(np.float32)
-
-    def coverage(self, query_tokens: list[str] | tuple[str, ...], slugs: list[str]) -> np.ndarray:
-        """(n, 2): how much of the question each document contains - the IDF-weighted share of the question's distinct
-        known tokens, and the plain share of all its distinct tokens (unknown tokens count as missing)."""
-        distinct = list(dict.fromkeys(query_tokens))
-        out = np.zeros((len(slugs), 2), dtype=np.float32)
-        ids = np.asarray(self._query_ids(distinct), dtype=np.int32)
-        if not len(ids) or not distinct or not slugs:
-            return out
-        idf = self._idf(self.df[ids].astype(np.float64))
-        total = float(idf.sum()) or 1.0
-        hit = self._tf_matrix(ids, slugs)[0] > 0
-        out[:, 0] = (hit * idf[None, :]).sum(axis=1) / total
-        out[:, 1] = hit.sum(axis=1) / len(distinct)
-        return out
+        bm25[:] = terms.sum(axis=1)
+        hit = tf > 0
+        cover[:, 0] = (hit * idf[None, :]).sum(axis=1) / (float(idf.sum()) or 1.0)
+        cover[:, 1] = hit.sum(axis=1) / len(distinct)
+        return bm25, cover
 
     def coverage_document(self, query_tokens: list[str] | tuple[str, ...],
                           doc_tokens: list[str] | tuple[str, ...]) -> tuple[float, float]:

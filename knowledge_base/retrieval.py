@@ -169,12 +169,13 @@ class Candidates:
 
     ARRAYS = ("dense", "centroid", "answer", "bm25", "exact", "dense2", "title", "coverage", "coverage_tokens")
 
-    def hits(self, config: RetrievalConfig) -> list[Hit]:
+    def hits(self, config: RetrievalConfig, limit: int | None = None) -> list[Hit]:
+        """Candidates as hits, best first (the ``limit`` best, or all)."""
         if not self.slugs:
             return []
         raw = config.raw_score(self)
         decision = config.decision_score(self)
-        order = np.argsort(-raw, kind="stable")
+        order = np.argsort(-raw, kind="stable")[:limit]
         return [Hit(self.slugs[i], float(raw[i]), float(self.dense[i]), float(self.centroid[i]),
                     float(self.answer[i]), float(self.bm25[i]), float(self.exact[i]), float(self.coverage[i]),
                     float(decision[i])) for i in order.tolist()]
@@ -187,6 +188,17 @@ class OverlayEntry:
     entry: IndexedEntry
     phrasing_vectors: np.ndarray
     answer_vector: np.ndarray
+
+
+@dataclass(frozen=True)
+class LexicalPart:
+    """What a question's candidates need that no vector does (see :meth:`HybridRetriever.lexical_candidates`)."""
+
+    tokens: list[str]
+    hits: list[tuple[str, float]]  # BM25 top list, best first
+    bm25: np.ndarray  # features of those documents, in that order
+    cover: np.ndarray
+    exact: np.ndarray
 
 
 class HybridRetriever:
@@ -202,12 +214,24 @@ class HybridRetriever:
             raise RuntimeError("dense retrieval needs an embedder")
         return self.embedder.encode_queries([normalise(question)])[0]
 
+    def lexical_candidates(self, question: str) -> LexicalPart:
+        """The part of :meth:`candidates` that needs no vector - the question's tokens, its BM25 top list and those
+        documents' lexical and surface features - so a caller can compute it while the question is being embedded."""
+        text = normalise(question)
+        qtokens = tokens(text)
+        top = self.index.search_lexical(qtokens, self.config.candidates)
+        slugs = [slug for slug, _ in top]
+        bm25, cover = self.index.lexical.candidate_features(qtokens, slugs)
+        return LexicalPart(qtokens, top, bm25, cover, self.index.surface.best_dice(char_bigrams(text), slugs))
+
     def candidates(self, question: str, mode: Mode | None = None, *, query_vector: np.ndarray | None = None,
-                   overlay: list[OverlayEntry] | None = None) -> Candidates:
+                   overlay: list[OverlayEntry] | None = None, lexical: LexicalPart | None = None) -> Candidates:
+        """Every candidate of the question with its features. ``lexical``: :meth:`lexical_candidates` of this
+        question, already computed (on the same index)."""
         mode = mode or self.config.mode
         n = self.config.candidates
         text = normalise(question)
-        qtokens = tokens(text)
+        qtokens = lexical.tokens if lexical is not None else tokens(text)
         use_dense = mode in ("dense", "hybrid")
         qvec = None
         if use_dense:
@@ -222,7 +246,7 @@ class HybridRetriever:
                     order[slug] = score
         lexical_only: list[str] = []
         if mode in ("lexical", "hybrid"):
-            for slug, _ in self.index.search_lexical(qtokens, n):
+            for slug, _ in (lexical.hits if lexical is not None else self.index.search_lexical(qtokens, n)):
                 if slug not in hidden and slug not in order:
                     lexical_only.append(slug)
         slugs = list(order) + lexical_only
@@ -237,20 +261,38 @@ class HybridRetriever:
                 if lexical_only:
                     profile[len(order):, 0] = self.index.best_phrasing_scores(qvec, lexical_only)
             aux = self.index.aux_scores(qvec, slugs)
-        bm25 = self.index.lexical.score_slugs(qtokens, slugs) if slugs else np.zeros(0, dtype=np.float32)
-        cover = self.index.lexical.coverage(qtokens, slugs)
         qgrams = char_bigrams(text)
-        exact = self.index.surface.best_dice(qgrams, slugs)
+        bm25, cover, exact = self._lexical_features(qtokens, qgrams, slugs, lexical)
         cands = Candidates(slugs, profile[:, 0].copy(), aux[:, 0].copy(), aux[:, 1].copy(), bm25, exact,
                            profile[:, 1].copy(), profile[:, 2].copy(), cover[:, 0].copy(), cover[:, 1].copy())
         if overlay:
             cands = _with_overlay(cands, overlay, qvec, qtokens, qgrams, self.index, use_dense)
         return cands
 
+    def _lexical_features(self, qtokens: list[str], qgrams: frozenset[str], slugs: list[str],
+                          known: LexicalPart | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """BM25, coverage and best Dice of ``slugs``: taken from ``known`` where it has them, computed for the rest
+        (each row depends on its own document only, so the values are the same either way)."""
+        if known is None or not known.hits:
+            bm25, cover = self.index.lexical.candidate_features(qtokens, slugs)
+            return bm25, cover, self.index.surface.best_dice(qgrams, slugs)
+        at = {slug: i for i, (slug, _) in enumerate(known.hits)}
+        have = np.fromiter((slug in at for slug in slugs), dtype=bool, count=len(slugs))
+        rows = [at[slug] for slug in slugs if slug in at]
+        bm25 = np.zeros(len(slugs), dtype=np.float32)
+        cover = np.zeros((len(slugs), 2), dtype=np.float32)
+        exact = np.zeros(len(slugs), dtype=np.float32)
+        bm25[have], cover[have], exact[have] = known.bm25[rows], known.cover[rows], known.exact[rows]
+        rest = [slug for slug, h in zip(slugs, have.tolist()) if not h]
+        if rest:
+            bm25[~have], cover[~have] = self.index.lexical.candidate_features(qtokens, rest)
+            exact[~have] = self.index.surface.best_dice(qgrams, rest)
+        return bm25, cover, exact
+
     def search(self, question: str, k: int = 5, mode: Mode | None = None) -> list[Hit]:
         mode = mode or self.config.mode
         config = self.config if mode == self.config.mode else RetrievalConfig(**{**asdict(self.config), "mode": mode})
-        return self.candidates(question, mode).hits(config)[:k]
+        return self.candidates(question, mode).hits(config, k)
 
 
 def _with_overlay(cands: Candidates, overlay: list[OverlayEntry], qvec: np.ndarray | None, qtokens: list[str],

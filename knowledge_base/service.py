@@ -20,10 +20,11 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 from sqlalchemy import select, update
@@ -34,7 +35,7 @@ from knowledge_base import repository
 from knowledge_base.content import indexed_entry
 from knowledge_base.index import IndexedEntry, IndexFormatError, KBIndex, read_current, writer_lock
 from knowledge_base.orm import KBUnanswered, utcnow
-from knowledge_base.retrieval import Hit, HybridRetriever, OverlayEntry, RetrievalConfig
+from knowledge_base.retrieval import Hit, HybridRetriever, LexicalPart, OverlayEntry, RetrievalConfig
 from knowledge_base.scope import other_region
 from knowledge_base.text import normalise
 
@@ -93,6 +94,11 @@ def encoder_fingerprint(path: Path) -> str:
 # Passage vectors by text, shared by every KnowledgeBase of the process (rebuilds and tests re-embed nothing twice).
 _PASSAGE_CACHE: dict[tuple[str, str], np.ndarray] = {}
 _PASSAGE_CACHE_MAX = 200_000
+
+
+# Threads that run a new question's lexical search while the asking thread embeds it (one per core, at most 4;
+# an executor starts its threads on first use).
+_LEXICAL_POOL = ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1), thread_name_prefix="kb-lexical")
 
 
 def load_query_encoder(embedder: Any, settings: Any = None) -> Any:
@@ -250,20 +256,40 @@ class KnowledgeBase:
             if change:
                 torch.set_num_threads(previous)
 
-    def embed_query(self, question: str) -> np.ndarray:
-        """The question's vector (``query:`` prompt). Vectors of recent questions are kept in a small LRU keyed by a
-        hash of the normalised text (hotline questions repeat a lot); the text itself is not kept."""
+    def _cached_query_vector(self, question: str) -> np.ndarray | None:
         key = hashlib.sha256(normalise(question).encode("utf-8")).digest()
         cached = self._query_cache.get(key)
         if cached is not None:
-            self._query_cache.move_to_end(key)
-            return cached
-        with self._few_threads():
-            vector = self.query_encoder.encode_queries([normalise(question)])[0]
+            with contextlib.suppress(KeyError):  # another thread may have evicted it meanwhile
+                self._query_cache.move_to_end(key)
+        return cached
+
+    @overload
+    def embed_query(self, question: str) -> np.ndarray: ...
+
+    @overload
+    def embed_query(self, question: str, alongside: Callable[[], LexicalPart]) -> tuple[np.ndarray, LexicalPart]: ...
+
+    def embed_query(self, question: str, alongside: Callable[[], LexicalPart] | None = None) -> Any:
+        """The question's vector (``query:`` prompt). Vectors of recent questions are kept in a small LRU keyed by a
+        hash of the normalised text (hotline questions repeat a lot); the text itself is not kept. With
+        ``alongside`` (ONNX question encoder only), that job runs on a worker thread while the layers run, and
+        (vector, its result) is returned."""
+        key = hashlib.sha256(normalise(question).encode("utf-8")).digest()
+        side = None
+        if alongside is not None:
+            vector, side = self.query_encoder.encode_query_alongside(normalise(question), alongside, _LEXICAL_POOL)
+        else:
+            cached = self._cached_query_vector(question)
+            if cached is not None:
+                return cached
+            with self._few_threads():
+                vector = self.query_encoder.encode_queries([normalise(question)])[0]
         self._query_cache[key] = vector
         if len(self._query_cache) > QUERY_CACHE_SIZE:
-            self._query_cache.popitem(last=False)
-        return vector
+            with contextlib.suppress(KeyError):
+                self._query_cache.popitem(last=False)
+        return vector if alongside is None else (vector, side)
 
     def _embed_passages(self, texts: list[str]) -> np.ndarray:
         key_root = str(self.encoder_dir)
@@ -305,10 +331,18 @@ class KnowledgeBase:
         self.index  # load (or build) on first use
         self.maybe_reload()
         config = self.config
-        qvec = self.embed_query(question) if config.mode != "lexical" else None
+        qvec = lexical = None
+        if config.mode != "lexical":
+            qvec = self._cached_query_vector(question)
+            if qvec is None and config.mode == "hybrid" and hasattr(self.query_encoder, "encode_query_alongside"):
+                # BM25 and the lexical features need no vector: a worker thread computes them while ONNX Runtime
+                # runs the question's transformer layers (~1 ms of the answer hidden on an idle machine)
+                qvec, lexical = self.embed_query(question, alongside=lambda: self._lexical_part(question, config))
+            elif qvec is None:
+                qvec = self.embed_query(question)
         with self._lock:
-            cands = HybridRetriever(self.index, None, config).candidates(question, query_vector=qvec)
-        hits = cands.hits(config)
+            cands = HybridRetriever(self.index, None, config).candidates(question, query_vector=qvec, lexical=lexical)
+        hits = cands.hits(config, FETCH_DEPTH)
         if session is not None:
             result = self._decide(session, hits, {}, config)
         else:
@@ -321,22 +355,43 @@ class KnowledgeBase:
                 logger.exception("could not log an unanswered question")
         return result
 
+    def _lexical_part(self, question: str, config: RetrievalConfig) -> LexicalPart:
+        with self._lock:
+            return HybridRetriever(self.index, None, config).lexical_candidates(question)
+
     def _decide(self, session: Session, hits: list[Hit], overlay_content: dict[str, tuple[int, dict[str, Any]]],
                 config: RetrievalConfig) -> KBResult:
         top = hits[:FETCH_DEPTH]
-        served = repository.servable(session, [h.slug for h in top if h.slug not in overlay_content], self.today())
-        usable: list[tuple[Hit, int, dict[str, Any], bool]] = []
         today = self.today()
-        for hit in top:
+        confidences = [config.confidence(hit.decision_score) for hit in top]
+        served: dict[str, repository.ServedEntry] = {}
+        asked: set[str] = set()
+
+        def fetch(wanted: list[Hit]) -> None:
+            slugs = [h.slug for h in wanted if h.slug not in overlay_content and h.slug not in asked]
+            asked.update(slugs)
+            if slugs:
+                served.update(repository.servable(session, slugs, today))
+
+        def usable_entry(hit: Hit) -> tuple[Hit, int, dict[str, Any], bool] | None:
             if hit.slug in overlay_content:
                 version, content = overlay_content[hit.slug]
                 expires = content.get("expires_on")
-                if expires is not None and expires < today:
-                    continue
-                usable.append((hit, version, content, True))
-            elif hit.slug in served:
-                s = served[hit.slug]
-                usable.append((hit, s.version, s.content, False))
+                return None if expires is not None and expires < today else (hit, version, content, True)
+            if hit.slug in served:
+                entry = served[hit.slug]
+                return hit, entry.version, entry.content, False
+            return None
+
+        # Only what the decision can use is read from the database: the first two servable hits (the answer and
+        # the runner-up) and every hit confident enough to be a suggestion - not all ten candidates' content.
+        prefix = 2
+        fetch(top[:prefix] + [h for h, c in zip(top, confidences) if c >= config.suggest_min])
+        while prefix < len(top) and sum(usable_entry(h) is not None for h in top[:prefix]) < 2:
+            prefix += 2
+            fetch(top[:prefix])
+        usable = [u for h in top if (h.slug in asked or h.slug in overlay_content)
+                  and (u := usable_entry(h)) is not None]
         if not usable:
             return DECLINED_EMPTY
         best, version, content, draft = usable[0]
@@ -418,7 +473,7 @@ class KnowledgeBase:
         with self._lock:
             cands = HybridRetriever(self.index, None, config).candidates(question, query_vector=qvec,
                                                                          overlay=overlay)
-        return self._decide(session, cands.hits(config), overlay_content, config)
+        return self._decide(session, cands.hits(config, FETCH_DEPTH), overlay_content, config)
 
     # ------------------------------------------------------------------ editors' operations that change what is served
 

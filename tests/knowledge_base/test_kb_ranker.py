@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from knowledge_base.evaluate import FeatureMatrix, Outcome, best_threshold, fit_linear_ranker, outcome
-from knowledge_base.index import IndexedEntry, KBIndex, phrasing_profile
+from knowledge_base.index import IndexedEntry, KBIndex, phrasing_profile, segment_profile
 from knowledge_base.lexical import LexicalIndex
 from knowledge_base.retrieval import FEATURES, Candidates, HybridRetriever, OverlayEntry, RetrievalConfig
 
@@ -31,6 +31,33 @@ def test_index_phrasing_profile_matches_the_rows() -> None:
     got = index.phrasing_profile(q, ["a", "missing"])
     assert np.allclose(got[0], phrasing_profile(vecs @ q), atol=1e-6)
     assert np.allclose(got[1], -1.0)
+
+
+def test_the_vectorised_profile_equals_the_per_entry_one_with_ties_and_single_phrasings() -> None:
+    rng = np.random.default_rng(7)
+    lengths = np.array([1, 3, 2, 5, 1, 4, 12, 2], dtype=np.int64)
+    sims = rng.uniform(-1, 1, int(lengths.sum())).astype(np.float32)
+    sims[1:4] = [0.5, 0.9, 0.9]  # a tie for the best: the second best is that same value
+    sims[4:6] = [0.3, 0.3]
+    got = segment_profile(sims, lengths)
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    want = [phrasing_profile(sims[a:b]) for a, b in zip(offsets[:-1], offsets[1:])]
+    assert got.astype(np.float32).tolist() == np.asarray(want, dtype=np.float32).tolist()
+    assert got[1].tolist() == [np.float32(0.9), np.float32(0.9), np.float32(0.5)]
+
+
+def test_bm25_and_coverage_from_one_lookup_equal_the_separate_features() -> None:
+    lex = LexicalIndex()
+    lex.add("dog", ["养犬", "登记", "办理", "办理"])
+    lex.add("card", ["社保卡", "办理"])
+    lex.add("id", ["身份证", "办理", "补办"])
+    query, slugs = ["办理", "养犬", "办理", "补办", "火星"], ["id", "dog", "none", "card"]
+    bm25, cover = lex.candidate_features(query, slugs)
+    assert bm25[2] == 0.0 and cover[2].tolist() == [0.0, 0.0]
+    assert bm25[0] > 0 and bm25[1] > 0 and bm25[1] > bm25[3]
+    assert cover.tolist() == lex.coverage(query, slugs).tolist()
+    assert bm25.tolist() == lex.score_slugs(query, slugs).tolist()
+    assert [s for s, _ in lex.search(query, 4)] == [slugs[i] for i in np.argsort(-bm25, kind="stable")[:3]]
 
 
 def test_coverage_weights_rare_tokens_and_counts_unknown_ones_as_missing() -> None:
@@ -111,6 +138,29 @@ def test_overlay_draft_gets_every_feature() -> None:
     assert abs(cands.title[i] - 1.0) < 1e-5 and abs(cands.dense[i] - 1.0) < 1e-5
     assert cands.coverage_tokens[i] > 0.0  # its tokens are unknown to the corpus: no IDF weight, plain share only
     assert cands.hits(cfg)[0].slug == "d"
+
+
+def test_candidates_are_the_same_when_the_lexical_part_was_computed_while_embedding() -> None:
+    """The service runs BM25 and the lexical features while the question is embedded; the candidates and every
+    feature must equal the one-pass computation (candidates found by both retrievers, by one only, and none)."""
+    rng = np.random.default_rng(5)
+    index = KBIndex(DIM, dense_kind="flat")
+    topics = [("居住证", "办理"), ("养犬", "登记"), ("社保卡", "补办"), ("公积金", "提取"), ("进京证", "办理"),
+              ("居住证", "续签"), ("失业金", "领取"), ("暖气", "不热")]
+    for i, (a, b) in enumerate(topics):
+        phrasings = (f"{a}怎么{b}", f"{a}{b}要什么材料", f"想{b}{a}")
+        index.upsert(IndexedEntry(f"e{i}", 1, phrasings, "答", (a, b, a)), unit(rng.standard_normal((3, DIM))),
+                     unit(rng.standard_normal(DIM)))
+    cfg = RetrievalConfig(mode="hybrid", candidates=3, ranker="linear", weights={"dense": 1.0, "lexical": 1.0})
+    retriever = HybridRetriever(index, None, cfg)
+    for question in ("居住证怎么办理", "狗证在哪登记", "火星移民"):
+        q = unit(rng.standard_normal(DIM))
+        once = retriever.candidates(question, query_vector=q)
+        split = retriever.candidates(question, query_vector=q, lexical=retriever.lexical_candidates(question))
+        assert split.slugs == once.slugs and len(once.slugs) >= 3
+        for name in Candidates.ARRAYS:
+            assert getattr(split, name).tolist() == getattr(once, name).tolist(), name
+    assert retriever.lexical_candidates("居住证怎么办理").hits[0][0] in {"e0", "e5"}
 
 
 def test_threshold_keeps_the_decline_floor_for_unanswerable_questions() -> None:

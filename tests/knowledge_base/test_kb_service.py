@@ -163,3 +163,27 @@ def test_a_question_about_another_city_is_declined_with_the_region_and_not_logge
     assert beijing.answered and beijing.other_region is None and beijing.entry_id.startswith("unemployment-benefit")
     preview = kb.preview(session, "上海的失业金一个月能领多少钱")
     assert not preview.answered and preview.other_region == "上海"
+
+
+def test_answers_are_the_same_whether_bm25_runs_alongside_the_embedding_or_after_it(kb, session):
+    """A new question's BM25 search runs on a worker thread while ONNX Runtime embeds it; the answer, confidence and
+    suggestions must be exactly those of the one-thread computation - also with an entry withdrawn, when the
+    decision has to read further down the candidate list."""
+    from knowledge_base.retrieval import HybridRetriever
+    from knowledge_base.service import FETCH_DEPTH
+
+    def one_thread(question: str):
+        vector = kb.query_encoder.encode_queries([question])[0]
+        hits = HybridRetriever(kb.index, None, kb.config).candidates(question, query_vector=vector).hits(kb.config)
+        return kb._decide(session, hits[:FETCH_DEPTH], {}, kb.config)
+
+    questions = ["居住证怎么办理", "外地车进京要办什么手续", "孩子上幼儿园怎么报名", "公积金能取出来租房吗",
+                 "我家狗要办证吗", "给我讲个笑话吧"]
+    for withdrawn in (False, True):
+        if withdrawn:
+            repo.unpublish(session, RESIDENCE, "测试编辑")
+            session.commit()
+        for question in questions:
+            kb._query_cache.clear()  # a new question: the worker-thread path
+            assert kb.answer(question, log_unanswered=False, session=session) == one_thread(question), question
+    assert kb.answer("居住证怎么办理", log_unanswered=False).entry_id != RESIDENCE
