@@ -8,7 +8,9 @@ consultation answered from the knowledge base, a status query, small talk), not 
 latency p50/p95/p99, turns per second, errors, and — to show where the time goes — the NLU-only parse latency
 (``POST /model/parse``) and the action-endpoint time measured by the services app (``GET /metrics/actions``).
 Prints JSON (and writes it with ``--out``). Targets at 20 concurrent conversations on 2 cores: p95 ≤ 150 ms,
-≥ 50 turns/s, 0 errors.
+≥ 50 turns/s, 0 errors. ``--think MIN,MAX`` sets the pause between a citizen's messages (default 0-50 ms: the
+capacity test, where 20 citizens in a closed loop wait 20 / throughput on average; ``--think 3,12`` shows the latency
+people typing on a phone see).
 """
 from __future__ import annotations
 
@@ -50,8 +52,10 @@ def percentile(values: list[float], q: float) -> float:
     return values[idx]
 
 
-async def citizen(client: httpx.AsyncClient, rasa: str, deadline: float, seed: int, lat: list[float], errors: list[str]) -> None:
+async def citizen(client: httpx.AsyncClient, rasa: str, deadline: float, seed: int, lat: list[float], errors: list[str],
+                  think: tuple[float, float] = (0.0, 0.05)) -> None:
     rng = random.Random(seed)
+    await asyncio.sleep(rng.uniform(0.0, think[1]))  # citizens arrive spread out, not all in the same instant
     while time.perf_counter() < deadline:
         sender = f"bench-{uuid.uuid4().hex[:12]}"
         # each simulated citizen has a phone of their own: with one shared number every new order would be compared
@@ -71,7 +75,7 @@ async def citizen(client: httpx.AsyncClient, rasa: str, deadline: float, seed: i
                 errors.append(type(exc).__name__)
                 break
             lat.append((time.perf_counter() - started) * 1000)
-            await asyncio.sleep(rng.uniform(0.0, 0.05))  # a person does not answer in zero time
+            await asyncio.sleep(rng.uniform(*think))  # a person does not answer in zero time
 
 
 async def parse_latency(client: httpx.AsyncClient, rasa: str, n: int = 100) -> dict:
@@ -85,7 +89,7 @@ async def parse_latency(client: httpx.AsyncClient, rasa: str, n: int = 100) -> d
     return {"p50_ms": round(percentile(out, 50), 1), "p95_ms": round(percentile(out, 95), 1), "n": n}
 
 
-async def run(rasa: str, api: str, concurrency: int, duration: float) -> dict:
+async def run(rasa: str, api: str, concurrency: int, duration: float, think: tuple[float, float] = (0.0, 0.05)) -> dict:
     limits = httpx.Limits(max_connections=concurrency + 4, max_keepalive_connections=concurrency + 4)
     async with httpx.AsyncClient(timeout=30.0, limits=limits) as client:
         nlu = await parse_latency(client, rasa)
@@ -94,7 +98,7 @@ async def run(rasa: str, api: str, concurrency: int, duration: float) -> dict:
         errors: list[str] = []
         started = time.perf_counter()
         deadline = started + duration
-        await asyncio.gather(*(citizen(client, rasa, deadline, i, lat, errors) for i in range(concurrency)))
+        await asyncio.gather(*(citizen(client, rasa, deadline, i, lat, errors, think) for i in range(concurrency)))
         elapsed = time.perf_counter() - started
         after = await _action_metrics(client, api)
     actions = _diff_metrics(before, after)
@@ -102,6 +106,7 @@ async def run(rasa: str, api: str, concurrency: int, duration: float) -> dict:
     result = {
         "benchmark": "chat_load",
         "concurrency": concurrency,
+        "think_time_s": list(think),
         "duration_s": round(elapsed, 1),
         "turns": turns,
         "turns_per_s": round(turns / elapsed, 1) if elapsed else 0.0,
@@ -159,8 +164,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=20)
     parser.add_argument("--duration", type=float, default=60.0)
     parser.add_argument("--start-system", action="store_true", help="start both servers for the run")
+    parser.add_argument("--think", default="0,0.05", metavar="MIN,MAX",
+                        help="seconds a citizen takes before the next message, uniform in [MIN, MAX] (default 0,0.05: "
+                             "the capacity test; e.g. 3,12 for people typing on a phone)")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
+    try:
+        think = tuple(float(v) for v in args.think.split(","))
+        if len(think) != 2 or not 0 <= think[0] <= think[1]:
+            raise ValueError
+    except ValueError:
+        parser.error(f"--think must be MIN,MAX seconds with 0 <= MIN <= MAX, not {args.think!r}")
     system = None
     if args.start_system:
         sys.path.insert(0, str(ROOT))
@@ -170,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         system.__enter__()
         args.rasa, args.api = system.rasa_url, system.api_url
     try:
-        result = asyncio.run(run(args.rasa, args.api, args.concurrency, args.duration))
+        result = asyncio.run(run(args.rasa, args.api, args.concurrency, args.duration, think))
     finally:
         if system is not None:
             system.stop()
