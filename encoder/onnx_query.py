@@ -231,11 +231,13 @@ class OnnxQueryEncoder:
         out = np.empty((len(items), self.dim), dtype=np.float32)
         # one text per run: no padding, and a question's vector never depends on what it was batched with
         for i, text in enumerate(items):
-            x = self.embed_tokens(text)
-            mask = np.ones(x.shape[:2], dtype=np.int64)
-            with self._lock:
-                out[i] = self._session.run(None, {"x": x, "mask": mask})[0][0]
+            out[i] = self._run_layers(self.embed_tokens(text))
         return out
+
+    def _run_layers(self, x: np.ndarray) -> np.ndarray:
+        """The transformer layers on one text's embedding output (ONNX Runtime releases the GIL while it runs)."""
+        with self._lock:
+            return self._session.run(None, {"x": x, "mask": np.ones(x.shape[:2], dtype=np.int64)})[0][0]
 
     def encode_query(self, text: str) -> np.ndarray:
         return self.encode_queries([text])[0]
@@ -245,11 +247,9 @@ class OnnxQueryEncoder:
         just before the transformer layers run, which release the GIL - so the two overlap instead of taking turns
         on the GIL (a job submitted first can hold the GIL for Python's whole switch interval)."""
         x = self.embed_tokens(text)
-        mask = np.ones(x.shape[:2], dtype=np.int64)
         pending = pool.submit(job)
         try:
-            with self._lock:
-                vector = self._session.run(None, {"x": x, "mask": mask})[0][0]
+            vector = self._run_layers(x)
         finally:
             result = pending.result()
         return vector, result

@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from datetime import date
 from pathlib import Path
-from typing import Any, overload
+from typing import Any
 
 import numpy as np
 from sqlalchemy import select, update
@@ -256,40 +256,33 @@ class KnowledgeBase:
             if change:
                 torch.set_num_threads(previous)
 
-    def _cached_query_vector(self, question: str) -> np.ndarray | None:
-        key = hashlib.sha256(normalise(question).encode("utf-8")).digest()
+    @staticmethod
+    def _query_key(question: str) -> bytes:
+        return hashlib.sha256(normalise(question).encode("utf-8")).digest()
+
+    def _cached_query_vector(self, key: bytes) -> np.ndarray | None:
         cached = self._query_cache.get(key)
         if cached is not None:
             with contextlib.suppress(KeyError):  # another thread may have evicted it meanwhile
                 self._query_cache.move_to_end(key)
         return cached
 
-    @overload
-    def embed_query(self, question: str) -> np.ndarray: ...
-
-    @overload
-    def embed_query(self, question: str, alongside: Callable[[], LexicalPart]) -> tuple[np.ndarray, LexicalPart]: ...
-
-    def embed_query(self, question: str, alongside: Callable[[], LexicalPart] | None = None) -> Any:
-        """The question's vector (``query:`` prompt). Vectors of recent questions are kept in a small LRU keyed by a
-        hash of the normalised text (hotline questions repeat a lot); the text itself is not kept. With
-        ``alongside`` (ONNX question encoder only), that job runs on a worker thread while the layers run, and
-        (vector, its result) is returned."""
-        key = hashlib.sha256(normalise(question).encode("utf-8")).digest()
-        side = None
-        if alongside is not None:
-            vector, side = self.query_encoder.encode_query_alongside(normalise(question), alongside, _LEXICAL_POOL)
-        else:
-            cached = self._cached_query_vector(question)
-            if cached is not None:
-                return cached
-            with self._few_threads():
-                vector = self.query_encoder.encode_queries([normalise(question)])[0]
+    def _remember_query_vector(self, key: bytes, vector: np.ndarray) -> None:
         self._query_cache[key] = vector
         if len(self._query_cache) > QUERY_CACHE_SIZE:
             with contextlib.suppress(KeyError):
                 self._query_cache.popitem(last=False)
-        return vector if alongside is None else (vector, side)
+
+    def embed_query(self, question: str) -> np.ndarray:
+        """The question's vector (``query:`` prompt). Vectors of recent questions are kept in a small LRU keyed by a
+        hash of the normalised text (hotline questions repeat a lot); the text itself is not kept."""
+        key = self._query_key(question)
+        vector = self._cached_query_vector(key)
+        if vector is None:
+            with self._few_threads():
+                vector = self.query_encoder.encode_queries([normalise(question)])[0]
+            self._remember_query_vector(key, vector)
+        return vector
 
     def _embed_passages(self, texts: list[str]) -> np.ndarray:
         key_root = str(self.encoder_dir)
@@ -333,11 +326,14 @@ class KnowledgeBase:
         config = self.config
         qvec = lexical = None
         if config.mode != "lexical":
-            qvec = self._cached_query_vector(question)
+            key = self._query_key(question)
+            qvec = self._cached_query_vector(key)
             if qvec is None and config.mode == "hybrid" and hasattr(self.query_encoder, "encode_query_alongside"):
                 # BM25 and the lexical features need no vector: a worker thread computes them while ONNX Runtime
                 # runs the question's transformer layers (~1 ms of the answer hidden on an idle machine)
-                qvec, lexical = self.embed_query(question, alongside=lambda: self._lexical_part(question, config))
+                qvec, lexical = self.query_encoder.encode_query_alongside(
+                    normalise(question), lambda: self._lexical_part(question, config), _LEXICAL_POOL)
+                self._remember_query_vector(key, qvec)
             elif qvec is None:
                 qvec = self.embed_query(question)
         with self._lock:
@@ -390,8 +386,7 @@ class KnowledgeBase:
         while prefix < len(top) and sum(usable_entry(h) is not None for h in top[:prefix]) < 2:
             prefix += 2
             fetch(top[:prefix])
-        usable = [u for h in top if (h.slug in asked or h.slug in overlay_content)
-                  and (u := usable_entry(h)) is not None]
+        usable = [u for h in top if (u := usable_entry(h)) is not None]
         if not usable:
             return DECLINED_EMPTY
         best, version, content, draft = usable[0]
