@@ -26,7 +26,7 @@ import numpy as np
 
 from .calibration import reliability, softmax
 from .config import TrainConfig
-from .data import SHARED_SPLIT_SEED, SHARED_TEST_SIZE, load_corpus, rows_fingerprint
+from .data import CORPUS_DIR, SHARED_SPLIT_SEED, SHARED_TEST_SIZE, load_corpus, rows_fingerprint
 from .labels import HEADS
 from .service import Classifier
 from .train import common_inputs, fit, gather_rows, save_model
@@ -281,6 +281,7 @@ def run(report_dir: Path, encoder_dir: Path, cfg: TrainConfig, *, model_dir: Pat
             entry[h] = {"accuracy": head_metrics(truth, other[h], clf.labels.labels[h])["accuracy"],
                         "top1_agreement_with_served": float((other[h].argmax(1) == served[h].argmax(1)).mean())}
         ours["backends"][backend] = entry
+    ours["annotator_agreement"] = annotator_agreement(len(test_rows))
     report["test_sets"]["ours"] = ours
 
     # 2. the shared real data: 80 % (+ our corpus) -> 20 %
@@ -307,6 +308,22 @@ def run(report_dir: Path, encoder_dir: Path, cfg: TrainConfig, *, model_dir: Pat
     (report_dir / "report.json").write_text(json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8")
     (report_dir / "report.md").write_text(render_markdown(report), encoding="utf-8")
     return report
+
+
+def annotator_agreement(n_rows: int, corpus_dir: Path = CORPUS_DIR) -> dict | None:
+    """How often two annotators labelled the test set alike before adjudication, per head: 1 - disputed fields / rows,
+    from the newest ``annotation/test_adjudication_*.csv`` (one row per disputed field; training_data/README.md).
+    The ceiling to read the model's scores against; None when the test set has no such record."""
+    records = sorted(Path(corpus_dir).glob("annotation/test_adjudication_*.csv"))
+    if not records or not n_rows:
+        return None
+    import csv
+
+    with open(records[-1], encoding="utf-8", newline="") as fh:
+        disputed = [row["field"] for row in csv.DictReader(fh)]
+    heads = ("request_type", "category_l1", "unit_type")
+    return {"record": str(records[-1].relative_to(corpus_dir)), "rows": n_rows,
+            **{h: round(1.0 - disputed.count(h) / n_rows, 3) for h in heads}}
 
 
 def _checks(report: dict) -> dict:
@@ -364,6 +381,12 @@ def render_markdown(r: dict) -> str:
             L += ["", f"## {title}", "", ts.get("note", "not evaluated")]
             continue
         L += ["", f"## {title} — {ts['rows']} texts", ""]
+        agreement = ts.get("annotator_agreement")
+        if name == "ours" and agreement:
+            L += [f"Label agreement of two independent annotators on these texts before adjudication (the ceiling "
+                  f"to read the scores against; `{agreement['record']}`, training_data/README.md): request_type "
+                  f"{f(agreement['request_type'])}, category_l1 {f(agreement['category_l1'])}, unit_type "
+                  f"{f(agreement['unit_type'])}.", ""]
         if name == "shared":
             L.append(f"Split model trained on {ts['training_rows']['total']} rows in {ts['training_seconds']} s.")
             L.append("")

@@ -98,3 +98,29 @@ def test_word_ngram_features_join_the_character_row():
         ref = {vec.get_feature_names_out()[j]: v for j, v in zip(row.col, row.data)}
         assert ours.keys() == ref.keys() and all(abs(ours[g] - ref[g]) < 1e-5 for g in ours)
     assert model.scores(["饭馆油烟太呛"])["h"][0].argmax() == 0
+
+
+def test_report_states_how_often_two_annotators_agreed(tmp_path):
+    """The evaluation report gives the test set's double-annotation agreement next to the scores (the ceiling an
+    evaluator reads them against); the newest adjudication record counts, and a test set without one has none."""
+    from classifier.evaluate import annotator_agreement, render_markdown
+
+    assert annotator_agreement(10, tmp_path) is None
+    folder = tmp_path / "annotation"
+    folder.mkdir()
+    header = "file,row,field,first_annotator,second_annotator,final,reason\n"
+    (folder / "test_adjudication_2026-01-01.csv").write_text(header, encoding="utf-8")
+    (folder / "test_adjudication_2026-12-07.csv").write_text(
+        header + "test_a.csv,0,request_type,求助,投诉,投诉,rule 4\n"
+        "test_a.csv,3,request_type,咨询,求助,咨询,rule 6\n"
+        "test_a.csv,3,unit_type,street_office,housing,housing,duty\n", encoding="utf-8")
+    agreement = annotator_agreement(10, tmp_path)
+    assert agreement == {"record": "annotation/test_adjudication_2026-12-07.csv", "rows": 10,
+                         "request_type": 0.8, "category_l1": 1.0, "unit_type": 0.9}
+    metrics = {"accuracy": 0.7, "macro_f1": 0.7, "top3_accuracy": 0.9, "per_class": {}, "worst_errors": []}
+    report = {"generated_at": "2026-12-07T00:00:00+00:00", "seconds": 1.0, "checks": {}, "figures": {},
+              "default_model": {"version": "v", "reused": True, "dir": "d", "training_seconds": 1,
+                                "rows": {"total": 1}, "rows_by_source": {}},
+              "test_sets": {"ours": {"rows": 10, "model": {"category_l1": metrics}, "baseline": {},
+                                     "annotator_agreement": agreement}}}
+    assert "request_type 0.800, category_l1 1.000, unit_type 0.900" in render_markdown(report)
