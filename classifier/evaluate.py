@@ -15,6 +15,7 @@ accuracy, top-3 accuracy, expected calibration error, confusion matrices, reliab
 from __future__ import annotations
 
 import argparse
+import csv
 import datetime as dt
 import json
 import logging
@@ -317,8 +318,6 @@ def annotator_agreement(n_rows: int, corpus_dir: Path = CORPUS_DIR) -> dict | No
     records = sorted(Path(corpus_dir).glob("annotation/test_adjudication_*.csv"))
     if not records or not n_rows:
         return None
-    import csv
-
     with open(records[-1], encoding="utf-8", newline="") as fh:
         disputed = [row["field"] for row in csv.DictReader(fh)]
     heads = ("request_type", "category_l1", "unit_type")
