@@ -278,10 +278,13 @@ class KnowledgeBase:
         hash of the normalised text (hotline questions repeat a lot); the text itself is not kept."""
         key = self._query_key(question)
         vector = self._cached_query_vector(key)
-        if vector is None:
-            with self._few_threads():
-                vector = self.query_encoder.encode_queries([normalise(question)])[0]
-            self._remember_query_vector(key, vector)
+        return vector if vector is not None else self._encode_query(key, question)
+
+    def _encode_query(self, key: bytes, question: str) -> np.ndarray:
+        """A question's vector that is not in the LRU yet, remembered there under ``key``."""
+        with self._few_threads():
+            vector = self.query_encoder.encode_queries([normalise(question)])[0]
+        self._remember_query_vector(key, vector)
         return vector
 
     def _embed_passages(self, texts: list[str]) -> np.ndarray:
@@ -335,7 +338,7 @@ class KnowledgeBase:
                     normalise(question), lambda: self._lexical_part(question, config), _LEXICAL_POOL)
                 self._remember_query_vector(key, qvec)
             elif qvec is None:
-                qvec = self.embed_query(question)
+                qvec = self._encode_query(key, question)
         with self._lock:
             cands = HybridRetriever(self.index, None, config).candidates(question, query_vector=qvec, lexical=lexical)
         hits = cands.hits(config, FETCH_DEPTH)
