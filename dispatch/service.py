@@ -294,9 +294,11 @@ class DispatchService:
             order.closed_at = now
         elif decision.disposition == REPEAT:
             prior = self._order(decision.repeat_of)
-            order.repeat_of_id = prior.id
+            # relationships, not only their ids: sessions keep objects after commit (expire_on_commit=False), and an
+            # already loaded ``merged_into``/``repeat_of`` would otherwise still read None
+            order.repeat_of = prior
             if decision.repeat_open:
-                order.merged_into_id = prior.id
+                order.merged_into = prior
                 self._transition(order, "merge", SYSTEM, reason=decision.reason, payload={"into": prior.number})
                 self._event(prior, SYSTEM, "merged_in", reason=f"同一诉求人重复来电，工单{number}并入本工单",
                             payload={"from": number, "content": order.content})
@@ -624,7 +626,7 @@ class DispatchService:
             if target.status in states.FINAL_STATUSES:
                 raise IllegalTransition("merge", target.status, states.OPEN_STATUSES)
             now = self.clock()
-            order.merged_into_id, order.closed_at = target.id, now
+            order.merged_into, order.closed_at = target, now  # the relationship: see _create
             self._end_assignments(order, now, f"合并到工单{into_number}")
             self._transition(order, "merge", actor, reason=reason, payload={"into": into_number})
             self._event(target, actor, "merged_in", reason=reason, payload={"from": number, "content": order.content})

@@ -70,3 +70,19 @@ def test_art8_citizen_sees_own_order_only_by_number_and_phone_tail(svc):
         with pytest.raises(NotFound) as exc:
             svc.citizen_status(number, tail)
         assert exc.value.message_zh == "未找到与该电话号码匹配的工单，请核对工单号和手机号后四位"
+
+
+def test_merged_order_names_its_target_even_when_already_loaded(svc):
+    """An agent who opened the duplicate before merging it sees where it went: the session keeps loaded orders after
+    commit, so the merge must update the loaded relationship, not only the column (this failed intermittently)."""
+    from sqlalchemy import select
+
+    from dispatch.orm import WorkOrder
+
+    a = svc.create_work_order(Intake(content="国贸桥下的井盖丢了一个", phone="13800000011"))
+    b = svc.create_work_order(Intake(content="国贸桥附近有个井没盖子，很危险", phone="13800000012"))
+    assert svc.get_order(b["number"], AGENT)["merged_into"] is None
+    loaded = svc.session.scalars(select(WorkOrder).where(WorkOrder.number == b["number"])).one()
+    assert loaded.merged_into is None  # held in this session from here on
+    d = svc.merge(b["number"], a["number"], AGENT, "同一地点同一事项")
+    assert d["status"] == "merged" and d["merged_into"] == a["number"]
