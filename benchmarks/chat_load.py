@@ -151,7 +151,7 @@ def _explain(result: dict) -> list[str]:
     if result["action_endpoint"]:
         slowest = max(result["action_endpoint"].items(), key=lambda kv: kv[1]["mean_ms"])
         notes.append(f"slowest custom action: {slowest[0]} at {slowest[1]['mean_ms']} ms mean (services process).")
-    notes.append("The rest of a turn is the Rasa process: NLU (DIET on TensorFlow), the rule and memoization "
+    notes.append("The rest of a turn is the Rasa process: NLU (featurisers and the linear intent classifier), the rule and memoization "
                  "policies, the tracker store (retrieve and save per message) and queueing: each Rasa worker runs one "
                  "event loop on one core, so turns queue behind each other under load (JSJB_RASA_WORKERS).")
     return notes

@@ -2,7 +2,7 @@
 statistical classifier said.
 
 Regulation art. 11(1) sends emergencies to 110/119/120/122; missing one is far worse than telling a citizen once too
-often to call an emergency line, so the intake bot treats emergency recall as a hard requirement. DIET learns the
+often to call an emergency line, so the intake bot treats emergency recall as a hard requirement. The classifier learns the
 intent from examples; this component adds a lexicon of unambiguous emergency expressions in four groups (fire and
 explosion/gas, crime in progress, medical emergency, traffic accident; plus people in danger: drowning, trapped,
 suicide attempts) and overrides the prediction when one matches and no marker says the event is hypothetical, past

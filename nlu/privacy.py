@@ -8,6 +8,7 @@ Configure it in endpoints.yml with the same parameters as ``type: SQL``.
 On SQLite (the embedded default) it also switches the file to write-ahead logging with ``synchronous=NORMAL``: every
 turn saves the conversation, and a full fsync per commit was a visible share of the Rasa server's time under load
 (``benchmarks/README.md``). A crash can lose at most the last turns, never corrupt the file; PostgreSQL is unchanged.
+Its connections are pooled (Rasa opens a SQLite file afresh for every read and write).
 
 Retrieve and save run Rasa's own queries in SQLAlchemy Core (the ``data`` column alone read, one multi-row insert)
 instead of ORM objects: the same rows and trackers (``tests/bot/test_nlu_components.py`` compares them with Rasa's
@@ -23,7 +24,9 @@ from rasa.core.tracker_store import SQLTrackerStore
 from rasa.shared.core.events import SessionStarted, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.nlu.constants import INTENT_NAME_KEY
-from sqlalchemy import event, func, or_, select
+from sqlalchemy import create_engine, event, func, or_, select
+from sqlalchemy.orm import sessionmaker
+from sqlalchemy.pool import QueuePool
 
 from nlu.patterns import mask_ids_in_text
 
@@ -54,8 +57,15 @@ class MaskingSQLTrackerStore(SQLTrackerStore):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if self.engine.dialect.name == "sqlite":
+            # Rasa's engine for a SQLite file has no pool (SQLAlchemy 1.4's NullPool): every retrieve and save opened
+            # and closed the file, ~7 % of a Rasa worker's CPU under load. A small pool keeps connections open; the
+            # server runs the store on its event-loop thread, and WAL lets other workers' connections read meanwhile.
+            url = self.engine.url
+            self.engine.dispose()
+            self.engine = create_engine(url, poolclass=QueuePool, pool_size=2, max_overflow=8,
+                                        connect_args={"check_same_thread": False})
             event.listen(self.engine, "connect", _sqlite_pragmas)
-            self.engine.dispose()  # connections opened while creating the tables get the pragmas on reconnect
+            self.sessionmaker = sessionmaker(bind=self.engine)
 
     # Rasa's SQLTrackerStore reads and writes events through ORM objects: ~4 ms to retrieve and ~4 ms to save a
     # conversation of 70 events on this machine, a third of the Rasa process's time under load. The same queries in

@@ -6,7 +6,8 @@ Used by ``scripts/run.py`` (``make run``) and by the integration tests, so both 
 
 Several Rasa worker processes (``JSJB_RASA_WORKERS``, default 1) share Rasa's port; Rasa then needs a lock store that
 all of them see, so that two messages of one conversation are never processed at the same time:
-``JSJB_RASA_LOCK_STORE_URL=redis://HOST:6379/1`` adds a Redis ``lock_store`` to ``bot/endpoints.yml`` (written to
+``JSJB_RASA_LOCK_STORE_URL=redis://HOST:6379/1`` adds a Redis ``lock_store`` (``bot.lock_store.AtomicRedisLockStore``:
+atomic scripts, asyncio client) to ``bot/endpoints.yml`` (written to
 ``var/rasa-endpoints-<port>.yml``). One Rasa process uses one core; on the 2-core reference machine two workers carry
 1.7x the turns per second of one (``benchmarks/README.md``).
 """
@@ -52,7 +53,7 @@ def redis_lock_store_block(url: str, key_prefix: str = "jsjb") -> str:
     if not db.isdigit():
         raise ValueError(f"JSJB_RASA_LOCK_STORE_URL: the database must be a number, not {db!r}")
     lines = ["", "# added by scripts/system.py for several Rasa workers (JSJB_RASA_LOCK_STORE_URL)", "lock_store:",
-             "  type: redis", f'  url: "{parsed.hostname}"', f"  port: {parsed.port or 6379}", f"  db: {db}",
+             "  type: bot.lock_store.AtomicRedisLockStore", f'  url: "{parsed.hostname}"', f"  port: {parsed.port or 6379}", f"  db: {db}",
              f'  key_prefix: "{key_prefix}"']
     if parsed.password:
         lines.append(f'  password: "{parsed.password}"')

@@ -334,6 +334,34 @@ def test_masking_tracker_store_saves_masked_conversations_to_a_wal_sqlite_file(t
         assert "110105199003071234" not in str(conn.execute("SELECT * FROM events").fetchall())
 
 
+def test_two_workers_stores_on_one_sqlite_file_each_see_the_others_turns(tmp_path):
+    """Each Rasa worker keeps pooled connections to the file; a pooled connection must never read a stale snapshot."""
+    pytest.importorskip("rasa")
+    import asyncio
+
+    from rasa.shared.core.domain import Domain
+    from rasa.shared.core.events import ActionExecuted, UserUttered
+
+    from nlu.privacy import MaskingSQLTrackerStore
+
+    db = str(tmp_path / "tracker.db")
+    first, second = (MaskingSQLTrackerStore(Domain.empty(), dialect="sqlite", db=db) for _ in range(2))
+
+    async def turn(store, text):
+        tracker = await store.get_or_create_tracker("citizen-2")
+        tracker.update(UserUttered(text, {"name": "inform"}))
+        tracker.update(ActionExecuted("action_listen"))
+        await store.save(tracker)
+
+    texts = ["暖气不热", "丰台区方庄芳城园一区", "13912345678", "不用保密", "对"]
+    for i, text in enumerate(texts):  # the conversation alternates between the two workers, as behind a lock store
+        asyncio.run(turn(first if i % 2 == 0 else second, text))
+    for store in (first, second):
+        tracker = asyncio.run(store.retrieve("citizen-2"))
+        assert [e.text for e in tracker.events if isinstance(e, UserUttered)] == texts
+    assert first.engine.pool.checkedin() >= 1  # connections are kept, not reopened per read and write
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def tracker_store_pair(request, tmp_path):
     """(kwargs of our store, kwargs of Rasa's own store): two fresh SQLite files, or two fresh databases on the real
@@ -437,3 +465,104 @@ def test_masking_tracker_store_reads_and_writes_what_rasas_sql_store_does(tracke
         return [tuple(r) for r in found]
 
     assert rows(our_store) == rows(rasa_store) and len(rows(our_store)) == 3 + 3 * 5 + 3 + 5
+
+
+# ------------------------------------------------------------------------------------------------ intent classifier
+
+INTENT_EXAMPLES = {
+    "complain": ["楼下饭馆油烟太大呛得没法开窗", "工地半夜还在施工吵得睡不着", "小区门口天天占道摆摊", "物业乱收停车费太过分了",
+                 "隔壁装修噪音一整天", "垃圾站臭气熏天没人管", "路灯坏了一个月没人修", "楼道堆满杂物堵着消防通道"],
+    "ask": ["居住证怎么办理", "公积金租房能提取吗", "社保卡丢了去哪补办", "新生儿落户需要带什么材料",
+            "医保异地报销怎么弄", "进京证在哪申请", "狗证怎么办", "失业金怎么领"],
+    "greet": ["你好", "您好", "在吗", "哈喽", "你好呀", "早上好", "有人吗", "喂你好"],
+}
+
+
+def _intent_pipeline(tmp_path):
+    from rasa.engine.graph import ExecutionContext, GraphSchema
+    from rasa.engine.storage.local_model_storage import LocalModelStorage
+    from rasa.engine.storage.resource import Resource
+    from rasa.nlu.featurizers.sparse_featurizer.count_vectors_featurizer import CountVectorsFeaturizer
+    from rasa.nlu.tokenizers.jieba_tokenizer import JiebaTokenizer
+    from rasa.shared.nlu.training_data.message import Message
+    from rasa.shared.nlu.training_data.training_data import TrainingData
+
+    storage = LocalModelStorage(tmp_path)
+    context = ExecutionContext(GraphSchema({}), "test")
+    tokenizer = JiebaTokenizer.create(JiebaTokenizer.get_default_config(), storage, Resource("tok"), context)
+    cv_config = {**CountVectorsFeaturizer.get_default_config(), "analyzer": "char_wb", "min_ngram": 1, "max_ngram": 3}
+    featurizer = CountVectorsFeaturizer.create(cv_config, storage, Resource("cv"), context)
+    data = TrainingData([Message(data={"text": t, "intent": i}) for i, texts in INTENT_EXAMPLES.items() for t in texts])
+    tokenizer.process_training_data(data)
+    featurizer.train(data)
+    featurizer.process_training_data(data)
+
+    def featurise(text):
+        message = Message(data={"text": text})
+        tokenizer.process([message])
+        featurizer.process([message])
+        return message
+
+    return storage, context, data, featurise
+
+
+def test_linear_intent_classifier_trains_predicts_calibrated_rankings_and_reloads(tmp_path):
+    pytest.importorskip("rasa")
+    from rasa.engine.storage.resource import Resource
+
+    from nlu.linear_intent import LinearIntentClassifier
+
+    storage, context, data, featurise = _intent_pipeline(tmp_path)
+    config = {**LinearIntentClassifier.get_default_config(), "C": 50.0, "calibration_folds": 4}
+    resource = Resource("intent")
+    trained = LinearIntentClassifier.create(config, storage, resource, context)
+    trained.train(data)
+    assert trained.temperature > 0 and trained.temperature != 1.0  # fitted on out-of-fold predictions
+    loaded = LinearIntentClassifier.load(config, storage, resource, context)
+
+    for text, expected in [("饭馆油烟呛人，晚上还施工", "complain"), ("社保卡怎么补办", "ask"), ("你好在吗", "greet")]:
+        message = featurise(text)
+        loaded.process([message])
+        intent, ranking = message.get("intent"), message.get("intent_ranking")
+        assert intent["name"] == expected, (text, ranking)
+        assert [r["name"] for r in ranking][0] == expected and len(ranking) == 3
+        assert ranking == sorted(ranking, key=lambda r: -r["confidence"])
+        assert abs(sum(r["confidence"] for r in ranking) - 1.0) < 1e-6
+        again = featurise(text)
+        trained.process([again])  # the reloaded model predicts what the trained one did
+        assert again.get("intent")["name"] == expected
+        assert abs(again.get("intent")["confidence"] - intent["confidence"]) < 1e-5
+
+
+def test_linear_intent_classifier_untrained_predicts_nothing(tmp_path):
+    pytest.importorskip("rasa")
+    from rasa.engine.storage.resource import Resource
+    from rasa.shared.nlu.training_data.training_data import TrainingData
+
+    from nlu.linear_intent import LinearIntentClassifier
+
+    storage, context, _, featurise = _intent_pipeline(tmp_path)
+    config = LinearIntentClassifier.get_default_config()
+    LinearIntentClassifier.create(config, storage, Resource("empty"), context).train(TrainingData([]))
+    loaded = LinearIntentClassifier.load(config, storage, Resource("empty"), context)
+    message = featurise("你好")
+    loaded.process([message])
+    assert message.get("intent") == {"name": None, "confidence": 0.0} and message.get("intent_ranking") == []
+
+
+def test_scale_rows_is_log_counts_at_unit_length():
+    import numpy as np
+    import scipy.sparse as sp
+
+    from nlu.linear_intent import fit_temperature, scale_rows
+
+    scaled = scale_rows(sp.csr_matrix(np.array([[0, 2, 0, 1], [0, 0, 0, 0], [3, 0, 0, 0]], dtype=float))).toarray()
+    expected = np.log1p(np.array([0, 2, 0, 1.0]))
+    assert np.allclose(scaled[0], expected / np.linalg.norm(expected))
+    assert np.allclose(scaled[1], 0) and np.allclose(scaled[2], [1, 0, 0, 0])
+    # over-confident logits (right only 60 % of the time) get a temperature above 1, i.e. are softened
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, 500)
+    predicted = np.where(rng.random(500) < 0.6, labels, (labels + 1) % 3)
+    logits = np.eye(3)[predicted] * 10.0
+    assert fit_temperature(logits, labels) > 3.0

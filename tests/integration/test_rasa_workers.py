@@ -40,7 +40,7 @@ def _redis_reachable() -> bool:
 
 def test_the_lock_store_block_is_built_from_the_url_and_bad_settings_are_refused(tmp_path):
     block = redis_lock_store_block("redis://:s3cret@cache.internal:6380/2", "hotline")
-    assert "type: redis" in block and 'url: "cache.internal"' in block and "port: 6380" in block
+    assert "type: bot.lock_store.AtomicRedisLockStore" in block and 'url: "cache.internal"' in block and "port: 6380" in block
     assert "db: 2" in block and 'key_prefix: "hotline"' in block and 'password: "s3cret"' in block
     with pytest.raises(ValueError, match="redis://HOST"):
         redis_lock_store_block("http://cache.internal/1")
