@@ -534,6 +534,23 @@ def test_linear_intent_classifier_trains_predicts_calibrated_rankings_and_reload
         assert abs(again.get("intent")["confidence"] - intent["confidence"]) < 1e-5
 
 
+def test_linear_intent_classifier_sends_a_message_with_nothing_known_to_the_fallback(tmp_path):
+    """"？？？" at the read-back step must reach the fallback, not confirm the work order (affirm-like intents)."""
+    pytest.importorskip("rasa")
+    from rasa.engine.storage.resource import Resource
+
+    from nlu.linear_intent import LinearIntentClassifier
+
+    storage, context, data, featurise = _intent_pipeline(tmp_path)
+    config = {**LinearIntentClassifier.get_default_config(), "C": 50.0}
+    resource = Resource("intent")
+    LinearIntentClassifier.create(config, storage, resource, context).train(data)
+    loaded = LinearIntentClassifier.load(config, storage, resource, context)
+    message = featurise("？？？")
+    loaded.process([message])
+    assert message.get("intent")["confidence"] < 0.45  # bot/config.yml's FallbackClassifier threshold
+
+
 def test_linear_intent_classifier_untrained_predicts_nothing(tmp_path):
     pytest.importorskip("rasa")
     from rasa.engine.storage.resource import Resource
