@@ -150,4 +150,4 @@ class AtomicRedisLockStore(LockStore):
         raise NotImplementedError("AtomicRedisLockStore changes its locks only through lock()")
 
     async def close(self) -> None:
-        await self.red.aclose() if hasattr(self.red, "aclose") else await self.red.close()
+        await self.red.close()  # redis 4.6 (requirements/rasa.lock): close(); aclose() only exists from 5.0.1
