@@ -7,7 +7,8 @@ Runs in the **Rasa environment** (Python 3.10), from the repository root:
 The Rasa server retrieves the conversation before and saves it after every message; this replays that cycle for one
 conversation of ``--turns`` turns (6 events each, realistic parse data) next to 50 other conversations in the table,
 on SQLite (the embedded default) and, when reachable, PostgreSQL (a fresh database, dropped afterwards). Prints JSON:
-retrieve and save p50 / mean per store and backend.
+retrieve and save p50 / mean per store and backend; ``MaskingSQLTrackerStore`` with and without its tracker cache
+(``nlu/tracker_cache.py``: one worker, so every retrieve after the first save is served from the cache).
 """
 from __future__ import annotations
 
@@ -83,11 +84,13 @@ def main(argv: list[str] | None = None) -> int:
     from nlu.privacy import MaskingSQLTrackerStore
 
     domain = Domain.load(str(ROOT / "bot" / "domain.yml"))
-    stores = {"rasa SQLTrackerStore": SQLTrackerStore, "MaskingSQLTrackerStore": MaskingSQLTrackerStore}
+    stores = {"rasa SQLTrackerStore": (SQLTrackerStore, {}),
+              "MaskingSQLTrackerStore without its tracker cache": (MaskingSQLTrackerStore, {"tracker_cache_size": 0}),
+              "MaskingSQLTrackerStore": (MaskingSQLTrackerStore, {})}
     results: dict = {"benchmark": "tracker_store", "turns": args.turns, "sqlite": {}, "postgresql": None}
     with tempfile.TemporaryDirectory(prefix="tracker_bench_") as tmp:
-        for name, cls in stores.items():
-            store = cls(domain, dialect="sqlite", db=str(Path(tmp) / f"{uuid.uuid4().hex[:8]}.db"))
+        for name, (cls, options) in stores.items():
+            store = cls(domain, dialect="sqlite", db=str(Path(tmp) / f"{uuid.uuid4().hex[:8]}.db"), **options)
             results["sqlite"][name] = asyncio.run(replay(store, domain, args.turns))
     if args.pg_host != "none":
         try:
@@ -99,12 +102,13 @@ def main(argv: list[str] | None = None) -> int:
         else:
             admin.autocommit = True
             results["postgresql"] = {}
-            for name, cls in stores.items():
+            for name, (cls, options) in stores.items():
                 db = f"jsjb_bench_{uuid.uuid4().hex[:10]}"
                 with admin.cursor() as cur:
                     cur.execute(f'CREATE DATABASE "{db}"')
                 try:
-                    store = cls(domain, dialect="postgresql", host=args.pg_host, port=5432, username="postgres", db=db)
+                    store = cls(domain, dialect="postgresql", host=args.pg_host, port=5432, username="postgres", db=db,
+                                **options)
                     results["postgresql"][name] = asyncio.run(replay(store, domain, args.turns))
                     store.engine.dispose()
                 finally:

@@ -1,7 +1,13 @@
 """Start the Rasa server with the project's run-time fixes: ``python -m bot.server run …`` takes exactly the arguments
 of ``rasa`` (``scripts/system.py`` starts the server this way).
 
-The one fix: Rasa 3.6 checks every action server response with ``jsonschema.validate(result, schema)``, which first
+The fixes, each found with a profile of a Rasa worker under the 20-citizen load (``benchmarks/README.md``):
+
+- models are served by ``bot.graph_runner.SequentialGraphRunner`` instead of dask;
+- action calls keep their connections open and send the domain once (``bot.action_client``);
+- action responses are validated without rebuilding the schema's validator (below).
+
+Validation: Rasa 3.6 checks every action server response with ``jsonschema.validate(result, schema)``, which first
 re-checks the schema itself and builds a new validator for a large schema (one ``anyOf`` branch per event type) on
 every call - under 20 concurrent conversations that was about a third of the Rasa process's CPU time (py-spy;
 ``benchmarks/README.md``). :func:`install_cached_action_validation` validates against the same schema with
@@ -70,8 +76,18 @@ def install_cached_action_validation() -> None:
     RemoteAction._validate_action_result = _validate_action_result
 
 
-def main() -> None:
+def install_run_time_fixes() -> None:
+    from bot.action_client import install_domain_digest, install_kept_alive_sessions
+    from bot.graph_runner import install_sequential_graph_runner
+
     install_cached_action_validation()
+    install_sequential_graph_runner()
+    install_kept_alive_sessions()
+    install_domain_digest()
+
+
+def main() -> None:
+    install_run_time_fixes()
     from rasa.__main__ import main as rasa_main
 
     sys.argv[0] = "rasa"

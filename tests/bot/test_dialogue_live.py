@@ -73,8 +73,24 @@ def _wait(url: str, timeout: float, proc: subprocess.Popen) -> None:
 
 
 class Servers:
-    def __init__(self, rasa_url: str, data_dir: Path, svc_python: Path, env: dict) -> None:
+    def __init__(self, rasa_url: str, data_dir: Path, svc_python: Path, env: dict, api_port: int) -> None:
         self.rasa_url, self.data_dir, self.svc_python, self.env = rasa_url, data_dir, svc_python, env
+        self.api_port = api_port
+        self.api: subprocess.Popen | None = None
+        self.api_log = open(data_dir / "services.log", "a")
+
+    def start_services(self) -> None:
+        """The services app (actions at /webhook) on its port; a running one is stopped first (a restart)."""
+        if self.api is not None:
+            self.api.terminate()
+            self.api.wait(timeout=30)
+        self.api = subprocess.Popen([str(self.svc_python), "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1",
+                                     "--port", str(self.api_port)], cwd=ROOT, env=self.env, stdout=self.api_log,
+                                    stderr=subprocess.STDOUT)
+        _wait(f"http://127.0.0.1:{self.api_port}/actions", 120, self.api)
+
+    def action_metrics(self) -> dict:
+        return requests.get(f"http://127.0.0.1:{self.api_port}/metrics/actions", timeout=30).json()
 
     def send_full(self, sender: str, text: str) -> list[dict]:
         """The REST channel's reply as sent to a city app: ``[{"recipient_id", "text", "buttons"?}, ...]``."""
@@ -122,28 +138,29 @@ def servers(tmp_path_factory):
         f'action_endpoint:\n  url: "http://127.0.0.1:{api_port}/webhook"\n'
         f'tracker_store:\n  type: nlu.privacy.MaskingSQLTrackerStore\n  dialect: "sqlite"\n'
         f'  db: "{tmp / "rasa_tracker.db"}"\n', encoding="utf-8")
-    logs = [open(tmp / "services.log", "w"), open(tmp / "rasa.log", "w")]
-    api = subprocess.Popen([str(svc_python), "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1", "--port",
-                            str(api_port)], cwd=ROOT, env=env, stdout=logs[0], stderr=subprocess.STDOUT)
-    # started as `make run` starts it (bot/server.py = `rasa run` + its fix)
+    servers = Servers(f"http://127.0.0.1:{rasa_port}", tmp, svc_python, env, api_port)
+    rasa_log = open(tmp / "rasa.log", "w")
+    # started as `make run` starts it (bot/server.py = `rasa run` + its fixes)
     rasa = subprocess.Popen([sys.executable, "-m", "bot.server", "run", "--enable-api", "-m", str(model), "--endpoints",
                              str(tmp / "endpoints.yml"), "--credentials", str(ROOT / "bot" / "credentials.yml"),
-                             "-i", "127.0.0.1", "-p", str(rasa_port)], cwd=ROOT / "bot", env=env, stdout=logs[1],
+                             "-i", "127.0.0.1", "-p", str(rasa_port)], cwd=ROOT / "bot", env=env, stdout=rasa_log,
                             stderr=subprocess.STDOUT)
     try:
-        _wait(f"http://127.0.0.1:{api_port}/actions", 120, api)
+        servers.start_services()
         _wait(f"http://127.0.0.1:{rasa_port}/status", 300, rasa)
-        yield Servers(f"http://127.0.0.1:{rasa_port}", tmp, svc_python, env)
+        yield servers
     finally:
-        for proc in (rasa, api):
-            proc.terminate()
-        for proc in (rasa, api):
+        for proc in (rasa, servers.api):
+            if proc is not None:
+                proc.terminate()
+        for proc in (rasa, servers.api):
             try:
-                proc.wait(timeout=30)
+                if proc is not None:
+                    proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 proc.kill()
-        for log in logs:
-            log.close()
+        rasa_log.close()
+        servers.api_log.close()
 
 
 def _sender() -> str:
@@ -326,3 +343,24 @@ def test_id_card_numbers_are_refused_and_never_stored(servers):
         stored = "".join(row[0] for row in db.execute("SELECT data FROM events WHERE sender_id = ?", (me,)))
     assert "110***********1234" in stored
     assert "110105199003071234" not in stored
+
+
+def test_the_conversation_goes_on_when_the_action_server_restarts(servers):
+    """Rasa sends the domain to the action server once, then only its digest (bot/action_client.py); an action
+    server that restarts has no domain and answers 449, and Rasa repeats the call with it - the citizen sees
+    nothing of this. Kept-alive connections to the old process are not reused."""
+    me = _sender()
+    assert any("具体说说" in r for r in servers.send(me, "我要投诉"))
+    before = servers.action_metrics()
+    reply = servers.send(me, "小区门口的垃圾桶好几天没人清，味道很大，在海淀区学院路")
+    assert any("联系电话" in r for r in reply), reply
+    after = servers.action_metrics()
+    assert after["domain_payloads"] == before["domain_payloads"]  # the running server already had it
+    assert sum(a["count"] for a in after["actions"].values()) > sum(a["count"] for a in before["actions"].values())
+
+    servers.start_services()
+    reply = servers.send(me, "匿名")
+    assert "以上信息是否正确" in reply[-1], reply
+    reply = servers.send(me, "确认")
+    assert re.search(r"工单号：\d{8}-\d{6}", "".join(reply)), reply
+    assert servers.action_metrics()["domain_payloads"] == 1  # the new process got it once, then the digest sufficed

@@ -363,41 +363,6 @@ def test_two_workers_stores_on_one_sqlite_file_each_see_the_others_turns(tmp_pat
     assert first.engine.pool.checkedin() >= 1  # connections are kept, not reopened per read and write
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def tracker_store_pair(request, tmp_path):
-    """(kwargs of our store, kwargs of Rasa's own store): two fresh SQLite files, or two fresh databases on the real
-    PostgreSQL server ($JSJB_TEST_PG_HOST, default 127.0.0.1:5432, user postgres, trust auth), dropped afterwards."""
-    pytest.importorskip("rasa")
-    if request.param == "sqlite":
-        yield {"dialect": "sqlite", "db": str(tmp_path / "ours.db")}, {"dialect": "sqlite", "db": str(tmp_path / "rasa.db")}
-        return
-    import os
-    import uuid
-
-    import psycopg2
-
-    host = os.environ.get("JSJB_TEST_PG_HOST", "127.0.0.1")
-    try:
-        admin = psycopg2.connect(host=host, port=5432, user="postgres", dbname="test", connect_timeout=3)
-    except psycopg2.OperationalError:
-        if os.environ.get("JSJB_REQUIRE_POSTGRES"):
-            pytest.fail(f"PostgreSQL unreachable at {host}:5432 but JSJB_REQUIRE_POSTGRES is set")
-        pytest.skip(f"PostgreSQL unreachable at {host}:5432")
-    admin.autocommit = True
-    names = [f"jsjb_tracker_{uuid.uuid4().hex[:12]}" for _ in range(2)]
-    with admin.cursor() as cur:
-        for name in names:
-            cur.execute(f'CREATE DATABASE "{name}"')
-    common = {"dialect": "postgresql", "host": host, "port": 5432, "username": "postgres"}
-    try:
-        yield {**common, "db": names[0]}, {**common, "db": names[1]}
-    finally:
-        with admin.cursor() as cur:
-            for name in names:
-                cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
-
-
 def test_masking_tracker_store_reads_and_writes_what_rasas_sql_store_does(tracker_store_pair):
     """The Core-query save/retrieve store the same rows as Rasa's ORM-based SQLTrackerStore, read back the same
     trackers, return only the latest conversation session, and append only new events on each save - on SQLite and
