@@ -25,7 +25,7 @@ _executor: ActionExecutor | None = None
 # per-action call counts and total time, for the load benchmark's "where the time goes" (GET /metrics/actions)
 _timings: dict[str, dict[str, float]] = defaultdict(lambda: {"count": 0, "total_ms": 0.0})
 # calls that carried the whole domain (Rasa sends it until this server has it: bot/action_client.py)
-_domain_payloads = 0
+_received = {"domain_payloads": 0}
 
 
 def get_executor() -> ActionExecutor:
@@ -57,9 +57,7 @@ async def webhook(request: Request) -> JSONResponse:
     if not isinstance(action_call, dict):
         return JSONResponse({"error": "Invalid body request"}, status_code=400)
     sdk_utils.check_version_compatibility(action_call.get("version"))
-    if action_call.get("domain"):
-        global _domain_payloads
-        _domain_payloads += 1
+    _received["domain_payloads"] += bool(action_call.get("domain"))
     started = time.perf_counter()
     try:
         result = await get_executor().run(action_call)
@@ -79,4 +77,4 @@ async def webhook(request: Request) -> JSONResponse:
 @router.get("/metrics/actions", summary="Call counts and total time per custom action since start-up")
 async def action_metrics() -> dict:
     return {"actions": {name: dict(stats) for name, stats in sorted(_timings.items())},
-            "domain_payloads": _domain_payloads}
+            **_received}
