@@ -183,7 +183,6 @@ async function say(text, { want = null, step = null } = {}) {
   }
   turn.buttons_left_after_send = await page.locator(SEL.quick).count();
   turn.step = step;
-  turn.typing_visible_right_after_send = await page.locator(SEL.typing).isVisible();
   const users = await messages(SEL.user);
   turn.user_bubble = users.length > userBefore ? users[users.length - 1] : null;
   turn.replies = await waitForBotTurn(botBefore);
@@ -191,6 +190,10 @@ async function say(text, { want = null, step = null } = {}) {
   // order of what the page showed during this turn: user bubble, indicator on, indicator off, bot bubble
   turn.page_events = (await events()).slice(evBefore).map((e) =>
     e.kind === "typing" ? `typing:${e.visible ? "on" : "off"}` : e.kind);
+  // read from the page's own record, not sampled with isVisible() after sending: a fast answer (~20 ms) can hide
+  // the indicator again before a sample taken a few browser round trips later
+  const sentAt = turn.page_events.indexOf("user");
+  turn.typing_visible_right_after_send = sentAt >= 0 && turn.page_events[sentAt + 1] === "typing:on";
   turn.buttons_on_answer = await lastBotButtons();
   report.transcript.push(...(turn.user_bubble ? [`市民：${turn.user_bubble}`] : []), ...turn.replies.map((r) => `助手：${r}`));
   return turn;
