@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
+import os
 import random
 import re
 import statistics
@@ -26,6 +26,9 @@ import uuid
 from pathlib import Path
 
 import httpx
+
+from benchmarks import process_cpu
+from benchmarks.report import emit
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -96,10 +99,12 @@ async def run(rasa: str, api: str, concurrency: int, duration: float, think: tup
         before = await _action_metrics(client, api)
         lat: list[float] = []
         errors: list[str] = []
+        cpu_before = process_cpu.snapshot()
         started = time.perf_counter()
         deadline = started + duration
         await asyncio.gather(*(citizen(client, rasa, deadline, i, lat, errors, think) for i in range(concurrency)))
         elapsed = time.perf_counter() - started
+        cpu_after = process_cpu.snapshot()
         after = await _action_metrics(client, api)
     actions = _diff_metrics(before, after)
     turns = len(lat)
@@ -117,6 +122,8 @@ async def run(rasa: str, api: str, concurrency: int, duration: float, think: tup
                             "mean": round(statistics.fmean(lat), 1) if lat else None},
         "nlu_parse_latency_ms_unloaded": nlu,
         "action_endpoint": actions,
+        "cpu_by_process": process_cpu.usage(cpu_before, cpu_after, elapsed, turns),
+        "cores": os.cpu_count(),
         "targets": {"p95_ms": 150, "turns_per_s": 50, "errors": 0},
     }
     result["meets_targets"] = (result["turn_latency_ms"]["p95"] <= 150 and result["turns_per_s"] >= 50
@@ -151,6 +158,11 @@ def _explain(result: dict) -> list[str]:
     if result["action_endpoint"]:
         slowest = max(result["action_endpoint"].items(), key=lambda kv: kv[1]["mean_ms"])
         notes.append(f"slowest custom action: {slowest[0]} at {slowest[1]['mean_ms']} ms mean (services process).")
+    cpu = result.get("cpu_by_process") or {}
+    if cpu:
+        parts = ", ".join(f"{group} {figures['cpu_ms_per_turn']} ms ({figures['cores']} cores)"
+                          for group, figures in sorted(cpu.items(), key=lambda kv: -(kv[1]["cores"] or 0)))
+        notes.append(f"CPU per turn on this {result.get('cores')}-core machine: {parts}.")
     notes.append("The rest of a turn is the Rasa process: NLU (featurisers and the linear intent classifier), the rule and memoization "
                  "policies, the tracker store (retrieve and save per message) and queueing: each Rasa worker runs one "
                  "event loop on one core, so turns queue behind each other under load (JSJB_RASA_WORKERS).")
@@ -188,11 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if system is not None:
             system.stop()
-    text = json.dumps(result, ensure_ascii=False, indent=2)
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text)
+    emit(result, args.out)
     return 0
 
 

@@ -111,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(ROOT))
     import torch
 
+    from benchmarks.report import emit
+
     torch.set_num_threads(args.threads)
     model_dir = args.model_dir or Path(os.environ.get("JSJB_CLASSIFIER_DIR") or ROOT / "var" / "models" /
                                        "classifier")
@@ -128,11 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     from classifier.service import Classifier
 
     result["served_backend"] = Classifier.load(model_dir).backend
-    text = json.dumps(result, ensure_ascii=False, indent=1)
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text, encoding="utf-8")
+    emit(result, args.out)
     return 0
 
 

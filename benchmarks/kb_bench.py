@@ -35,6 +35,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.report import emit  # noqa: E402
+
 
 def pct(values: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(values), q))
@@ -309,11 +311,7 @@ def run(argv: list[str] | None, tmp: Path) -> int:
         "results": results,
         "target": "query p50 <= 10 ms at 100k entries",
     }
-    text = json.dumps(report, ensure_ascii=False, indent=2)
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
+    emit(report, args.out)
     return 0
 
 

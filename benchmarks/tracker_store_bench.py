@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import statistics
 import sys
 import tempfile
@@ -23,6 +22,9 @@ import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.report import emit  # noqa: E402
 
 
 def turn_events(i: int) -> list:
@@ -77,7 +79,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
 
-    sys.path.insert(0, str(ROOT))
     from rasa.core.tracker_store import SQLTrackerStore
     from rasa.shared.core.domain import Domain
 
@@ -115,11 +116,7 @@ def main(argv: list[str] | None = None) -> int:
                     with admin.cursor() as cur:
                         cur.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
             admin.close()
-    text = json.dumps(results, ensure_ascii=False, indent=2)
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n", encoding="utf-8")
+    emit(results, args.out)
     return 0
 
 
