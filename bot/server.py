@@ -5,7 +5,9 @@ The fixes, each found with a profile of a Rasa worker under the 20-citizen load 
 
 - models are served by ``bot.graph_runner.SequentialGraphRunner`` instead of dask;
 - action calls keep their connections open and send the domain once (``bot.action_client``);
-- action responses are validated without rebuilding the schema's validator (below).
+- action responses are validated without rebuilding the schema's validator (below);
+- tracker copies, applied events and the policies' dialogue states are computed incrementally
+  (``bot.tracker_replay``).
 
 Validation: Rasa 3.6 checks every action server response with ``jsonschema.validate(result, schema)``, which first
 re-checks the schema itself and builds a new validator for a large schema (one ``anyOf`` branch per event type) on
@@ -79,11 +81,13 @@ def install_cached_action_validation() -> None:
 def install_run_time_fixes() -> None:
     from bot.action_client import install_domain_digest, install_kept_alive_sessions
     from bot.graph_runner import install_sequential_graph_runner
+    from bot.tracker_replay import install_incremental_replays
 
     install_cached_action_validation()
     install_sequential_graph_runner()
     install_kept_alive_sessions()
     install_domain_digest()
+    install_incremental_replays()
 
 
 def main() -> None:

@@ -133,7 +133,9 @@ def servers(tmp_path_factory):
     api_port, rasa_port = _free_port(), _free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT), "RASA_TELEMETRY_ENABLED": "false", "JSJB_DATA_DIR": str(tmp),
            "JSJB_DATABASE_URL": f"sqlite:///{tmp / 'jsjb.db'}", "JSJB_LOG_JSON": "false",
-           "JSJB_RASA_URL": f"http://127.0.0.1:{rasa_port}"}
+           "JSJB_RASA_URL": f"http://127.0.0.1:{rasa_port}",
+           # bot.tracker_replay checks each of its results against Rasa's own replay (see the last test)
+           "JSJB_VERIFY_REPLAY": "1"}
     (tmp / "endpoints.yml").write_text(
         f'action_endpoint:\n  url: "http://127.0.0.1:{api_port}/webhook"\n'
         f'tracker_store:\n  type: nlu.privacy.MaskingSQLTrackerStore\n  dialect: "sqlite"\n'
@@ -364,3 +366,10 @@ def test_the_conversation_goes_on_when_the_action_server_restarts(servers):
     reply = servers.send(me, "确认")
     assert re.search(r"工单号：\d{8}-\d{6}", "".join(reply)), reply
     assert servers.action_metrics()["domain_payloads"] == 1  # the new process got it once, then the digest sufficed
+
+
+def test_every_incremental_replay_of_these_conversations_equalled_rasas(servers):
+    """Runs last: the conversations above went through bot.tracker_replay with JSJB_VERIFY_REPLAY=1."""
+    log = (servers.data_dir / "rasa.log").read_text(encoding="utf-8", errors="replace")
+    assert "JSJB_VERIFY_REPLAY: every tracker copy" in log
+    assert "tracker replay mismatch" not in log
