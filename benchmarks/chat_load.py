@@ -92,10 +92,16 @@ async def parse_latency(client: httpx.AsyncClient, rasa: str, n: int = 100) -> d
     return {"p50_ms": round(percentile(out, 50), 1), "p95_ms": round(percentile(out, 95), 1), "n": n}
 
 
-async def run(rasa: str, api: str, concurrency: int, duration: float, think: tuple[float, float] = (0.0, 0.05)) -> dict:
+async def run(rasa: str, api: str, concurrency: int, duration: float, think: tuple[float, float] = (0.0, 0.05),
+              warmup: float = 0.0) -> dict:
     limits = httpx.Limits(max_connections=concurrency + 4, max_keepalive_connections=concurrency + 4)
     async with httpx.AsyncClient(timeout=30.0, limits=limits) as client:
         nlu = await parse_latency(client, rasa)
+        warmup_errors: list[str] = []
+        if warmup > 0:  # the same load, not measured: caches filled, models and connections warm
+            deadline = time.perf_counter() + warmup
+            await asyncio.gather(*(citizen(client, rasa, deadline, 1000 + i, [], warmup_errors, think)
+                                   for i in range(concurrency)))
         before = await _action_metrics(client, api)
         lat: list[float] = []
         errors: list[str] = []
@@ -112,6 +118,8 @@ async def run(rasa: str, api: str, concurrency: int, duration: float, think: tup
         "benchmark": "chat_load",
         "concurrency": concurrency,
         "think_time_s": list(think),
+        "warmup_s": warmup,
+        "warmup_errors": len(warmup_errors),
         "duration_s": round(elapsed, 1),
         "turns": turns,
         "turns_per_s": round(turns / elapsed, 1) if elapsed else 0.0,
@@ -175,6 +183,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--api", default="http://127.0.0.1:8000")
     parser.add_argument("--concurrency", type=int, default=20)
     parser.add_argument("--duration", type=float, default=60.0)
+    parser.add_argument("--warmup", type=float, default=0.0, metavar="SECONDS",
+                        help="run the same load this long first, unmeasured (a system just started is cold)")
     parser.add_argument("--start-system", action="store_true", help="start both servers for the run")
     parser.add_argument("--think", default="0,0.05", metavar="MIN,MAX",
                         help="seconds a citizen takes before the next message, uniform in [MIN, MAX] (default 0,0.05: "
@@ -196,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
         system.__enter__()
         args.rasa, args.api = system.rasa_url, system.api_url
     try:
-        result = asyncio.run(run(args.rasa, args.api, args.concurrency, args.duration, think))
+        result = asyncio.run(run(args.rasa, args.api, args.concurrency, args.duration, think, args.warmup))
     finally:
         if system is not None:
             system.stop()

@@ -20,8 +20,8 @@ BENCHES = [  # (report name, module, arguments, Python: None = this services env
     ("chat_load_typing", "chat_load", ["--start-system", "--concurrency", "20", "--duration", "90", "--think", "3,12"],
      None, {}),
     # the targets' run: two Rasa workers with the Redis lock store, 20 citizens answering within 0.2-0.4 s
-    ("chat_load_target", "chat_load", ["--start-system", "--concurrency", "20", "--duration", "60", "--think",
-                                       "0.2,0.4"], None, TWO_WORKERS),
+    ("chat_load_target", "chat_load", ["--start-system", "--concurrency", "20", "--warmup", "20", "--duration", "60",
+                                       "--think", "0.2,0.4"], None, TWO_WORKERS),
 ]
 
 
