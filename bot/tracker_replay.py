@@ -28,7 +28,7 @@ the server also computes Rasa's own result on every call and logs ``tracker repl
 Also, a new tracker copies each of the domain's slots with ``copy.copy``; the slot classes are plain objects, and
 :func:`_copy_slot` makes the same copy without the copy module's generic protocol.
 
-``benchmarks/tracker_replay_bench.py`` measures both ways per event step: 1.5 → 0.3 ms at 10 user turns, 7.6 → 0.8
+``benchmarks/tracker_replay_bench.py`` measures both ways per event step: 1.3 → 0.3 ms at 10 user turns, 10.5 → 0.8–1.2
 ms at 60 (this machine).
 """
 from __future__ import annotations
