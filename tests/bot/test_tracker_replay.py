@@ -60,11 +60,11 @@ def _user(text, intent, entities=()):
 
 
 def _hand_made():
-    listen = ActionExecuted("action_listen")
     form_turn = [
         ActionExecuted("action_session_start"), SessionStarted(), ActionExecuted("action_listen"),
         _user("我家楼下饭馆油烟太大", "file_request"), ActionExecuted("intake_form"), ActiveLoop("intake_form"),
-        SlotSet("description", "我家楼下饭馆油烟太大"), SlotSet("requested_slot", "district"), listen,
+        SlotSet("description", "我家楼下饭馆油烟太大"), SlotSet("requested_slot", "district"),
+        ActionExecuted("action_listen"),
         _user("朝阳区", "inform", [{"entity": "district", "value": "朝阳区", "start": 0, "end": 3}]),
         SlotSet("district", "朝阳区"), ActionExecuted("intake_form"), SlotSet("requested_slot", "contact_phone"),
         ActionExecuted("action_listen"), _user("不对，是海淀区", "correction"),
