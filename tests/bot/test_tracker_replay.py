@@ -4,6 +4,7 @@ on every prefix of every conversation the bot is trained on and tested with, gro
 tracker (as a conversation grows in the server), plus conversations with undone turns, restarts and new sessions."""
 from __future__ import annotations
 
+import copy
 import random
 from pathlib import Path
 
@@ -136,8 +137,6 @@ def test_copy_and_states_equal_rasas_on_every_prefix(installed, domain, conversa
 
 
 def test_slots_are_copied_as_copy_copy_copies_them(domain):
-    import copy
-
     for slot in map(copy.copy, domain.slots):  # copies: the domain is the module's
         slot.value = ["朝阳区"] if type(slot).__name__ == "ListSlot" else slot.initial_value
         ours, theirs = tracker_replay._copy_slot(slot), copy.copy(slot)
