@@ -144,7 +144,7 @@ def run(argv: list[str] | None, tmp: Path) -> int:
     seed = [indexed_entry(slug, 1, content) for slug, content in load_seed_entries()]
     helper = KnowledgeBase(index_dir=tmp / "unused", sessions=sessions, embedder=embedder)
     started = time.perf_counter()
-    seed_ph, seed_ans = helper._vectors_for(seed)
+    seed_ph, seed_ans, seed_ctr = helper._vectors_for(seed)
     seed_embed_s = time.perf_counter() - started
     dim = seed_ph.shape[1]
     questions = [q.text for q in load_questions()]
@@ -161,7 +161,7 @@ def run(argv: list[str] | None, tmp: Path) -> int:
 
     # reference answers: the seed-only index (flat)
     ref_index = KBIndex(dim, dense_kind="flat")
-    ref_index.upsert_many(seed, seed_ph, seed_ans, journal=False)
+    ref_index.upsert_many(seed, seed_ph, seed_ans, journal=False, counter_vectors=seed_ctr)
     qvecs = {q: helper.embed_query(q) for q in timed}
     ref_top = {q: HybridRetriever(ref_index, None, helper.config).candidates(q, query_vector=qvecs[q])
                .hits(helper.config)[0].slug for q in timed}
@@ -175,7 +175,7 @@ def run(argv: list[str] | None, tmp: Path) -> int:
         all_fillers += fillers
         t0 = time.perf_counter()
         index = KBIndex(dim, dense_kind="auto", meta=helper.index_meta)
-        index.upsert_many(seed, seed_ph, seed_ans, journal=False)
+        index.upsert_many(seed, seed_ph, seed_ans, journal=False, counter_vectors=seed_ctr)
         filler_rows = 0
         for chunk in range(0, len(all_fillers), 20000):
             part = all_fillers[chunk:chunk + 20000]

@@ -11,9 +11,10 @@ from knowledge_base.index import IndexedEntry
 from knowledge_base.text import normalise, tokens
 
 CONTENT_FIELDS = ("question", "alternatives", "answer", "department", "region", "source", "effective_from",
-                  "review_by", "expires_on", "tags")
+                  "review_by", "expires_on", "tags", "counter_examples")
 DATE_FIELDS = ("effective_from", "review_by", "expires_on")
-LIST_FIELDS = ("alternatives", "tags")
+LIST_FIELDS = ("alternatives", "tags", "counter_examples")
+TEXT_LIST_FIELDS = ("alternatives", "counter_examples")  # one item per line in CSV/XLSX cells
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,119}$")
 LIMITS = {"question": 300, "answer": 5000, "department": 200, "region": 50, "source": 300}
 MAX_ALTERNATIVES = 50
@@ -21,7 +22,8 @@ MAX_ALTERNATIVE_LEN = 300
 MAX_TAGS = 30
 MAX_TAG_LEN = 50
 DEFAULTS: dict[str, Any] = {"alternatives": [], "department": "", "region": "北京市", "source": "",
-                            "effective_from": None, "review_by": None, "expires_on": None, "tags": []}
+                            "effective_from": None, "review_by": None, "expires_on": None, "tags": [],
+                            "counter_examples": []}
 
 
 @dataclass(frozen=True)
@@ -66,7 +68,7 @@ def _as_list(value: Any, name: str, errors: list[FieldError]) -> list[str]:
     if value is None or value == "":
         return []
     if isinstance(value, str):
-        parts = re.split(r"[\n|]" if name == "alternatives" else r"[\n|,，、;；]", value)
+        parts = re.split(r"[\n|]" if name in TEXT_LIST_FIELDS else r"[\n|,，、;；]", value)
     elif isinstance(value, (list, tuple)):
         parts = list(value)
     else:
@@ -106,8 +108,8 @@ def clean_content(data: dict[str, Any], *, partial: bool = False) -> dict[str, A
             out[name] = _as_date(value, name, errors)
         elif name in LIST_FIELDS:
             items = _as_list(value, name, errors)
-            limit, item_len = (MAX_ALTERNATIVES, MAX_ALTERNATIVE_LEN) if name == "alternatives" else (MAX_TAGS,
-                                                                                                     MAX_TAG_LEN)
+            limit, item_len = (MAX_ALTERNATIVES, MAX_ALTERNATIVE_LEN) if name in TEXT_LIST_FIELDS else (MAX_TAGS,
+                                                                                                        MAX_TAG_LEN)
             if len(items) > limit:
                 errors.append(FieldError(name, f"最多{limit}项"))
             if any(len(i) > item_len for i in items):
@@ -125,6 +127,11 @@ def clean_content(data: dict[str, Any], *, partial: bool = False) -> dict[str, A
     if "question" in out and "alternatives" in out:
         q = normalise(out["question"])
         out["alternatives"] = [a for a in out["alternatives"] if normalise(a) != q]
+    if "counter_examples" in out:
+        own = {normalise(t) for t in [out.get("question", ""), *out.get("alternatives", [])]}
+        clash = [c for c in out["counter_examples"] if normalise(c) in own]
+        if clash:
+            errors.append(FieldError("counter_examples", f"反例问法不能与本条的标准问或相似问相同：{clash[0]}"))
     if out.get("effective_from") and out.get("expires_on") and out["expires_on"] < out["effective_from"]:
         errors.append(FieldError("expires_on", "失效日期早于生效日期"))
     if errors:
@@ -155,6 +162,16 @@ def phrasings(content: dict[str, Any]) -> tuple[str, ...]:
     return tuple(seen)
 
 
+def counter_examples(content: dict[str, Any]) -> tuple[str, ...]:
+    """Questions this entry does *not* answer although they look like it (editors' near misses), normalised."""
+    seen: dict[str, None] = {}
+    for text in content.get("counter_examples") or []:
+        t = normalise(text)
+        if t:
+            seen.setdefault(t, None)
+    return tuple(seen)
+
+
 def lexical_tokens(content: dict[str, Any]) -> tuple[str, ...]:
     """BM25 document: tokens of question, alternatives and tags (adding the answer measured no better)."""
     parts = [content["question"], *content.get("alternatives", []), *map(str, content.get("tags", []))]
@@ -163,4 +180,4 @@ def lexical_tokens(content: dict[str, Any]) -> tuple[str, ...]:
 
 def indexed_entry(slug: str, version: int, content: dict[str, Any]) -> IndexedEntry:
     return IndexedEntry(slug=slug, version=version, phrasings=phrasings(content), answer=normalise(content["answer"]),
-                        lexical_tokens=lexical_tokens(content))
+                        lexical_tokens=lexical_tokens(content), counter_examples=counter_examples(content))

@@ -21,13 +21,14 @@ entry, or a decline when there is no answer) wins; its configuration tuned on al
 from __future__ import annotations
 
 import argparse
+import copy
 import hashlib
 import itertools
 import json
 import logging
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,10 @@ MARGIN_GRID = [0.0, 0.5, 1.0, 2.0]
 # the inverse regularisation of the pairwise logistic regression (chosen on the development runs: 10 and 100).
 HARD_NEGATIVES = 10
 RANKER_C = 100.0
+# The near-miss rule (retrieval.RetrievalConfig.counter_margin): how far a counter-example's cosine must lead the
+# entry's best phrasing. Tuned inside the folds after the weights, from the least to the most eager; 1.0 turns the
+# rule off, and a tie keeps the less eager value.
+COUNTER_MARGINS = [1.0, 0.03, 0.02, 0.01, 0.005, 0.0]
 
 
 @dataclass(frozen=True)
@@ -142,8 +147,9 @@ def build_seed_index(cache: VectorCache, seed_dir: Path = SEED_DIR, phrasing_pro
     entries = [indexed_entry(slug, 1, content) for slug, content in load_seed_entries(seed_dir)]
     ph = cache.get([p for e in entries for p in e.phrasings], phrasing_prompt)
     ans = cache.get([e.answer for e in entries], "passage")
+    ctr = cache.get([c for e in entries for c in e.counter_examples], "passage")
     index = KBIndex(ph.shape[1], dense_kind="flat")
-    index.upsert_many(entries, ph, ans, journal=False)
+    index.upsert_many(entries, ph, ans, journal=False, counter_vectors=ctr)
     return index
 
 
@@ -202,6 +208,14 @@ class Outcome:
     rank: np.ndarray  # 0-based rank of the gold entry (large if absent)
     decision: np.ndarray  # raw decision score: top + margin_weight * (top - second)
     top_slug: list[str | None]
+
+
+def near_miss_questions(fm: FeatureMatrix, cfg: RetrievalConfig) -> dict[str, int]:
+    """How many questions the near-miss rule changed: the entry ranked first without it is a near miss."""
+    off = replace(cfg, counter_margin=float("inf"))
+    top = np.argmax(np.where(fm.valid, off.raw_score(fm), -np.inf), axis=1)
+    hit = np.take_along_axis(cfg.near_miss(fm) & fm.valid, top[:, None], axis=1)[:, 0]
+    return {"answerable": int((hit & fm.answerable).sum()), "unanswerable": int((hit & ~fm.answerable).sum())}
 
 
 def outcome(fm: FeatureMatrix, cfg: RetrievalConfig) -> Outcome:
@@ -346,7 +360,8 @@ def tune_linear(fm: FeatureMatrix, train: np.ndarray, margins: list[float] | Non
 
 
 def _pick_and_calibrate(fm: FeatureMatrix, train: np.ndarray, configs) -> tuple[RetrievalConfig, dict]:
-    """The config with the best (balanced accuracy, MRR) on ``train``, its threshold and logistic calibration."""
+    """The config with the best (balanced accuracy, MRR) on ``train``, then its near-miss margin
+    (:data:`COUNTER_MARGINS`, same criterion), its threshold and logistic calibration."""
     best: tuple[float, float] = (-1.0, -1.0)
     best_cfg = None
     a = fm.answerable & train
@@ -356,6 +371,14 @@ def _pick_and_calibrate(fm: FeatureMatrix, train: np.ndarray, configs) -> tuple[
         mrr = float((1.0 / (o.rank[a] + 1)).mean())
         if best_cfg is None or (bal, mrr) > best:
             best, best_cfg = (bal, mrr), cfg
+    for margin in COUNTER_MARGINS:
+        cfg = replace(best_cfg, counter_margin=margin)
+        o = outcome(fm, cfg)
+        _, bal = best_threshold(o, fm.answerable, train)
+        mrr = float((1.0 / (o.rank[a] + 1)).mean())
+        if margin == COUNTER_MARGINS[0] or (bal, mrr) > best:
+            best, best_margin = (bal, mrr), margin
+    best_cfg.counter_margin = best_margin
     o = outcome(fm, best_cfg)
     raw_t, bal = best_threshold(o, fm.answerable, train)
     best_cfg.calib_slope, best_cfg.calib_offset = fit_calibration(o, fm.answerable, train, raw_t)
@@ -488,6 +511,12 @@ def markdown(report: dict) -> str:
               f"(at {fmt(cv_chosen['answered_correct'])} of answerable questions answered correctly).", "",
               f"Near-verbatim rule (a question with character-bigram Dice ≥ 0.8 to a phrasing gets that entry): "
               f"triggered on {report['modes'][chosen]['exact_rule_questions']} evaluation questions.", "",
+              f"Near-miss rule ({report['counter_examples']} counter-examples written by editors; a candidate closer "
+              f"to one of its counter-examples than to its phrasings by more than `counter_margin` = "
+              f"{report['modes'][chosen]['config'].get('counter_margin')} is skipped): the entry ranked first "
+              f"without the rule was skipped for {report['modes'][chosen]['near_miss_questions']['unanswerable']} "
+              f"unanswerable and {report['modes'][chosen]['near_miss_questions']['answerable']} answerable "
+              f"questions (deployed configuration).", "",
               f"Other-region rule (`knowledge_base/scope.py`: a question about another city or province is declined "
               f"before ranking): {report['other_region']['unanswerable']} unanswerable and "
               f"{report['other_region']['answerable']} answerable questions "
@@ -565,7 +594,8 @@ def run(report_dir: Path, write_calibration: bool, encoder_dir: Path | None, cac
                               for f in range(FOLDS)],
                "config": cfg.to_dict(), "in_sample": in_sample, "fold_configs": cv.fold_configs,
                "curve": curve(cv, fm.answerable),
-               "exact_rule_questions": int(((fm.exact >= cfg.exact_min_dice) & fm.valid).any(axis=1).sum())}
+               "exact_rule_questions": int(((fm.exact >= cfg.exact_min_dice) & fm.valid).any(axis=1).sum()),
+               "near_miss_questions": near_miss_questions(fm, cfg)}
         errors, conflicts = [], []
         for i, q in enumerate(questions):
             if q.gold is None and cv.answered[i] and cv.confidence[i] >= 0.9:
@@ -607,6 +637,9 @@ def run(report_dir: Path, write_calibration: bool, encoder_dir: Path | None, cac
         ("hybrid, learned ranker; decision by the hand-shaped score (grid) + margin", "hybrid", index,
          lambda fm, train: tune_linear(fm, train, MARGIN_GRID, decision_grid=True)),
     ]
+    without_counter = copy.copy(index)  # the same rows; the near-miss rule sees no counter-examples
+    without_counter.counter, without_counter.counter_texts = {}, {}
+    variants.append(("hybrid without counter-examples (no near-miss rule)", "hybrid", without_counter, None))
     query_prompt_index = build_seed_index(cache, phrasing_prompt="query")
     cache.save()
     variants += [("dense, phrasings embedded with `query:` instead of `passage:`", "dense", query_prompt_index, None),
@@ -625,6 +658,7 @@ def run(report_dir: Path, write_calibration: bool, encoder_dir: Path | None, cac
         "protocol": f"{FOLDS}-fold cross-validation, folds by sha256(normalised question) mod {FOLDS}",
         "query_encoder": query_key,
         "entries": len(index),
+        "counter_examples": sum(len(t) for t in index.counter_texts.values()),
         "questions": {"answerable": sum(q.gold is not None for q in questions),
                       "unanswerable": sum(q.gold is None for q in questions)},
         "missing_gold_entries": unknown,

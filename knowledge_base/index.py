@@ -3,7 +3,9 @@
 Each entry contributes one dense row per phrasing (standard question and alternatives, embedded with the e5
 ``passage: `` prompt - measured better than ``query: `` for question-to-question matching, see the evaluation
 report), two auxiliary vectors kept beside FAISS (the normalised centroid of its phrasings, and its answer embedded as
-a passage) and one BM25 document (tokens of question, alternatives and tags). Rows carry FAISS ids mapped to entry
+a passage) and one BM25 document (tokens of question, alternatives and tags). An entry's counter-examples (questions
+that look like it but that it does not answer, written by editors) are embedded like phrasings and kept beside FAISS,
+never searched: retrieval only compares a question with the counter-examples of the entries it already found. Rows carry FAISS ids mapped to entry
 slugs, so publishing one entry replaces only its rows; nothing else is re-embedded.
 
 Dense rows live in ``IndexIDMap2(IndexFlatIP)`` while small; above ``hnsw_min_rows`` rows (``dense_kind="auto"``) the
@@ -15,7 +17,7 @@ drops them.
 Persistence (``root`` folder)::
 
     CURRENT                       "<base id> <number of deltas>", replaced atomically (os.replace)
-    snapshots/<base id>/          a full index: dense.faiss, aux.npy, lexical.npz/.json, surface.npz/
+    snapshots/<base id>/          a full index: dense.faiss, aux.npy, counter.npy, lexical.npz/.json, surface.npz/
                                   surface_vocab.json (phrasings' bigram ids), manifest.json
     snapshots/<base id>/delta-000001.json + .npy    later changes (upserts with their vectors, removals)
 
@@ -47,7 +49,7 @@ from knowledge_base.surface import PhrasingBigrams
 
 logger = logging.getLogger(__name__)
 
-INDEX_FORMAT = 2
+INDEX_FORMAT = 3  # 3: counter-examples
 SNAPSHOTS_KEPT = 3
 MAX_DELTAS = 32
 HNSW_MIN_ROWS = 20_000
@@ -65,6 +67,7 @@ class IndexedEntry:
     phrasings: tuple[str, ...]
     answer: str
     lexical_tokens: tuple[str, ...]
+    counter_examples: tuple[str, ...] = ()  # questions it does not answer although they look like it
 
 
 @dataclass
@@ -118,6 +121,8 @@ class KBIndex:
         self.versions: dict[str, int] = {}
         self.aux: dict[str, np.ndarray] = {}  # slug -> (2, dim): phrasing centroid, answer
         self.phrasings: dict[str, tuple[str, ...]] = {}
+        self.counter: dict[str, np.ndarray] = {}  # slug -> (k, dim) counter-example vectors (entries that have any)
+        self.counter_texts: dict[str, tuple[str, ...]] = {}
         self.surface = PhrasingBigrams()  # phrasings' character bigrams as ids, for the surface-similarity feature
         self.lexical = LexicalIndex()
         self.next_row = 0
@@ -176,16 +181,26 @@ class KBIndex:
     def __contains__(self, slug: str) -> bool:
         return slug in self.slug_rows
 
-    def upsert(self, entry: IndexedEntry, phrasing_vectors: np.ndarray, answer_vector: np.ndarray) -> None:
-        """Replace the entry's rows (or add them): one L2-normalised vector per phrasing, plus its answer's."""
-        self.upsert_many([entry], phrasing_vectors, answer_vector.reshape(1, -1))
+    def upsert(self, entry: IndexedEntry, phrasing_vectors: np.ndarray, answer_vector: np.ndarray,
+               counter_vectors: np.ndarray | None = None) -> None:
+        """Replace the entry's rows (or add them): one L2-normalised vector per phrasing, plus its answer's (and one
+        per counter-example, if it has any)."""
+        self.upsert_many([entry], phrasing_vectors, answer_vector.reshape(1, -1), counter_vectors=counter_vectors)
 
     def upsert_many(self, entries: list[IndexedEntry], phrasing_vectors: np.ndarray, answer_vectors: np.ndarray,
-                    journal: bool = True) -> None:
+                    journal: bool = True, counter_vectors: np.ndarray | None = None) -> None:
+        """``counter_vectors``: the entries' counter-examples' vectors, in entry order (may be None when none has
+        any)."""
         n_rows = sum(len(e.phrasings) for e in entries)
         if phrasing_vectors.shape != (n_rows, self.dim) or answer_vectors.shape != (len(entries), self.dim):
             raise ValueError(f"expected {n_rows}×{self.dim} phrasing and {len(entries)}×{self.dim} answer vectors, "
                              f"got {phrasing_vectors.shape} and {answer_vectors.shape}")
+        n_counter = sum(len(e.counter_examples) for e in entries)
+        if counter_vectors is None:
+            counter_vectors = np.zeros((0, self.dim), dtype=np.float32)
+        if counter_vectors.shape != (n_counter, self.dim):
+            raise ValueError(f"expected {n_counter}×{self.dim} counter-example vectors, got {counter_vectors.shape}")
+        counter_vectors = np.ascontiguousarray(counter_vectors, dtype=np.float32)
         if len(set(e.slug for e in entries)) != len(entries):
             raise ValueError("duplicate slugs in one upsert")
         for entry in entries:
@@ -199,8 +214,14 @@ class KBIndex:
         if n_rows:
             self.dense.add_with_ids(phrasing_vectors, ids)
         offset = 0
+        counter_at = 0
         for i, entry in enumerate(entries):
             n = len(entry.phrasings)
+            if entry.counter_examples:
+                k = len(entry.counter_examples)
+                self.counter[entry.slug] = counter_vectors[counter_at:counter_at + k].copy()
+                self.counter_texts[entry.slug] = tuple(entry.counter_examples)
+                counter_at += k
             rows = ids[offset:offset + n].tolist()
             block = phrasing_vectors[offset:offset + n]
             offset += n
@@ -214,16 +235,21 @@ class KBIndex:
             self.phrasings[entry.slug] = tuple(entry.phrasings)
             self.surface.add(entry.slug, entry.phrasings)
             self.lexical.add(entry.slug, entry.lexical_tokens)
-        if journal:  # one op per entry; its vectors are its phrasing rows followed by its answer vector
+        if journal:  # one op per entry; its vectors: its phrasing rows, its answer vector, its counter-examples
             offset = 0
+            counter_at = 0
             for i, entry in enumerate(entries):
                 n = len(entry.phrasings)
+                k = len(entry.counter_examples)
                 self._journal.append({"op": "upsert", "slug": entry.slug, "version": entry.version,
                                       "phrasings": list(entry.phrasings), "answer": entry.answer,
-                                      "lexical": list(entry.lexical_tokens)})
+                                      "lexical": list(entry.lexical_tokens),
+                                      "counter_examples": list(entry.counter_examples)})
                 self._journal_vectors.append(np.concatenate([phrasing_vectors[offset:offset + n],
-                                                             answer_vectors[i:i + 1].astype(np.float32)]))
+                                                             answer_vectors[i:i + 1].astype(np.float32),
+                                                             counter_vectors[counter_at:counter_at + k]]))
                 offset += n
+                counter_at += k
 
     def remove(self, slug: str, journal: bool = True) -> bool:
         rows = self.slug_rows.pop(slug, None)
@@ -238,6 +264,8 @@ class KBIndex:
             self.row_slug.pop(row, None)
         self.versions.pop(slug, None)
         self.aux.pop(slug, None)
+        self.counter.pop(slug, None)
+        self.counter_texts.pop(slug, None)
         self.phrasings.pop(slug, None)
         self.surface.remove(slug)
         self.lexical.remove(slug)
@@ -325,6 +353,18 @@ class KBIndex:
         mats = np.stack([self.aux[s] for s in slugs])  # (n, 2, dim)
         return mats @ query.astype(np.float32)
 
+    def counter_scores(self, query: np.ndarray, slugs: list[str]) -> np.ndarray:
+        """Best cosine of the query with each entry's counter-examples; -1 for entries without any."""
+        out = np.full(len(slugs), -1.0, dtype=np.float32)
+        if not self.counter:
+            return out
+        q = np.asarray(query, dtype=np.float32)
+        for i, slug in enumerate(slugs):
+            mat = self.counter.get(slug)
+            if mat is not None:
+                out[i] = float((mat @ q).max())
+        return out
+
     def search_lexical(self, query_tokens: list[str], k: int) -> list[tuple[str, float]]:
         return self.lexical.search(query_tokens, k)
 
@@ -344,6 +384,7 @@ class KBIndex:
             "dead_rows": sorted(self.dead_rows),
             "aux_slugs": list(self.aux),
             "phrasings": self.phrasings,
+            "counter_examples": self.counter_texts,
             "meta": self.meta,
             "saved_at": time.time(),
         }
@@ -388,6 +429,9 @@ class KBIndex:
             aux = (np.stack([self.aux[s] for s in self.aux]) if self.aux
                    else np.zeros((0, 2, self.dim), dtype=np.float32))
             np.save(tmp / "aux.npy", aux)
+            counter = (np.concatenate([self.counter[s] for s in self.counter_texts]) if self.counter_texts
+                       else np.zeros((0, self.dim), dtype=np.float32))
+            np.save(tmp / "counter.npy", counter)
             self.lexical.save(tmp)
             self.surface.save(tmp, list(self.phrasings))
             (tmp / "manifest.json").write_text(json.dumps(self._manifest(), ensure_ascii=False))
@@ -440,6 +484,12 @@ class KBIndex:
         aux = np.load(snap / "aux.npy")
         index.aux = {slug: aux[i] for i, slug in enumerate(manifest["aux_slugs"])}
         index.phrasings = {slug: tuple(p) for slug, p in manifest.get("phrasings", {}).items()}
+        counter = np.load(snap / "counter.npy")
+        at = 0
+        for slug, texts in manifest["counter_examples"].items():
+            index.counter_texts[slug] = tuple(texts)
+            index.counter[slug] = counter[at:at + len(texts)]
+            at += len(texts)
         index.surface = PhrasingBigrams.load(snap, index.phrasings)
         index.lexical = LexicalIndex.load(snap)
         index.snapshot = (snap.name, 0)
@@ -457,11 +507,12 @@ class KBIndex:
                     self.remove(op["slug"], journal=False)
                     continue
                 entry = IndexedEntry(op["slug"], op["version"], tuple(op["phrasings"]), op["answer"],
-                                     tuple(op["lexical"]))
+                                     tuple(op["lexical"]), tuple(op.get("counter_examples", ())))
                 k = len(entry.phrasings)
-                block = vectors[offset:offset + k + 1]
-                offset += k + 1
-                self.upsert_many([entry], block[:k], block[k:], journal=False)
+                c = len(entry.counter_examples)
+                block = vectors[offset:offset + k + 1 + c]
+                offset += k + 1 + c
+                self.upsert_many([entry], block[:k], block[k:k + 1], journal=False, counter_vectors=block[k + 1:])
             self.meta = payload.get("meta", self.meta)
         self.snapshot = (base_id, last)
 

@@ -33,6 +33,8 @@ class KBEntry(Base):
     review_by: Mapped[date | None] = mapped_column(Date, nullable=True)
     expires_on: Mapped[date | None] = mapped_column(Date, nullable=True)
     tags: Mapped[list] = mapped_column(JSON, default=list)
+    # questions that look like this entry but that it does not answer (editors' near misses; never served)
+    counter_examples: Mapped[list] = mapped_column(JSON, default=list, server_default="[]")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
 

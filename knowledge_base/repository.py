@@ -22,8 +22,8 @@ from sqlalchemy import Select, String, and_, bindparam, cast, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from knowledge_base.content import (CONTENT_FIELDS, ContentError, FieldError, check_slug, clean_content,
-                                    from_json, new_slug, to_json)
+from knowledge_base.content import (CONTENT_FIELDS, LIST_FIELDS, TEXT_LIST_FIELDS, ContentError, FieldError,
+                                    check_slug, clean_content, from_json, new_slug, to_json)
 from knowledge_base.orm import KBEntry, KBEntryVersion, KBUnanswered, utcnow
 
 STATUSES = ("draft", "published", "archived")
@@ -302,7 +302,7 @@ def rollback(session: Session, slug: str, version: int, author: str, *, note: st
             raise InvalidContent([FieldError("expires_on", f"第 {version} 版已于 {expires.isoformat()} 失效，"
                                                            "不能回滚为发布状态")])
     for name in CONTENT_FIELDS:
-        setattr(entry, name, content.get(name, [] if name in ("alternatives", "tags") else None))
+        setattr(entry, name, content.get(name, [] if name in LIST_FIELDS else None))
     row = _append_version(session, entry, "rollback", author, note or f"回滚到第 {version} 版")
     if entry.status == "published":
         entry.published_version = row.version
@@ -590,7 +590,8 @@ def import_entries(session: Session, data: bytes, fmt: str, author: str, *, part
 
 def export_entries(session: Session, fmt: str, *, status: str | None = None) -> bytes:
     """All entries (or those with ``status``) as CSV (UTF-8 with BOM, for Excel), XLSX or JSON; importable again.
-    In CSV/XLSX, alternatives are one per line inside their cell and tags are separated by ``|``."""
+    In CSV/XLSX, alternatives and counter-examples are one per line inside their cell and tags are separated by
+    ``|``."""
     stmt = select(KBEntry).order_by(KBEntry.slug)
     if status:
         stmt = stmt.where(KBEntry.status == status)
@@ -604,7 +605,7 @@ def export_entries(session: Session, fmt: str, *, status: str | None = None) -> 
         out = []
         for col in EXPORT_COLUMNS:
             value = record.get(col)
-            if col == "alternatives":
+            if col in TEXT_LIST_FIELDS:
                 value = "\n".join(value or [])
             elif col == "tags":
                 value = "|".join(map(str, value or []))

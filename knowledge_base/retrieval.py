@@ -20,6 +20,12 @@ an entry's phrasings) adds ``exact_weight``: a citizen who types a known questio
 ranks a sibling entry a hair higher (居住证怎么办理 vs 北京居住证怎么办理？). No evaluation question is that close
 to a phrasing (they are paraphrases by design), so this rule is not tuned there and changes none of its numbers.
 
+Counter-examples: an editor may record, per entry, questions that look like it but that it does not answer (养猫要办证吗
+for the dog-registration entry). A candidate whose best counter-example is closer to the question (cosine) than its
+best phrasing, by more than ``counter_margin``, is a *near miss*: its scores drop by :data:`NEAR_MISS_PENALTY`, so it
+is neither the answer nor a suggestion, and the next candidate is judged on its own confidence. The rule is fixed,
+not tuned: it compares two cosines of the same question.
+
 The answer/decline decision uses a confidence in [0, 1]: a logistic calibration (fitted on the evaluation's dev split)
 of the best score plus ``margin_weight`` × its lead over the runner-up. Weights and threshold live in
 ``knowledge_base/calibration.json`` written by the evaluation (``--write-calibration``).
@@ -41,6 +47,7 @@ Mode = Literal["dense", "lexical", "hybrid"]
 MODES: tuple[Mode, ...] = ("hybrid", "dense", "lexical")
 # Candidate features (the arrays of Candidates; "lexical" is the saturated BM25) a linear ranker may weigh.
 FEATURES = ("dense", "centroid", "answer", "lexical", "exact", "dense2", "title", "coverage", "coverage_tokens")
+NEAR_MISS_PENALTY = 10.0  # far below any real score: a near miss ranks last and gets a confidence of ~0
 CALIBRATION_FILE = Path(__file__).resolve().parent / "calibration.json"
 
 
@@ -72,10 +79,21 @@ class RetrievalConfig:
     threshold: float = 0.5  # answer when confidence >= threshold
     suggest_min: float = 0.1  # suggestions: other candidates whose own confidence reaches this
     suggestions: int = 3
+    counter_margin: float = 0.01  # near miss when best counter-example cosine > best phrasing cosine + this
     extra: dict = field(default_factory=dict)
+
+    def near_miss(self, f: Any) -> np.ndarray:
+        """Candidates closer to one of their counter-examples than to any of their phrasings (see the module doc)."""
+        counter = getattr(f, "counter", None)
+        if counter is None:
+            return np.zeros(np.shape(f.dense), dtype=bool)
+        return counter > f.dense + self.counter_margin
 
     def raw_score(self, f: Any) -> np.ndarray:
         """Scores of candidates ``f`` (anything with the arrays of :class:`Candidates`: dense, centroid, ...)."""
+        return self._ranking_score(f) - NEAR_MISS_PENALTY * self.near_miss(f)
+
+    def _ranking_score(self, f: Any) -> np.ndarray:
         lex = f.bm25 / (f.bm25 + self.lexical_saturation)
         surface = self.exact_weight * (f.exact >= self.exact_min_dice)
         if self.mode == "lexical":
@@ -100,7 +118,8 @@ class RetrievalConfig:
         """The score the answer/decline confidence is computed from (see ``decision``)."""
         if self.decision == "grid" and self.mode == "hybrid" and self.ranker == "linear":
             return self._shaped(f, f.bm25 / (f.bm25 + self.lexical_saturation),
-                                self.exact_weight * (f.exact >= self.exact_min_dice))
+                                self.exact_weight * (f.exact >= self.exact_min_dice)) \
+                - NEAR_MISS_PENALTY * self.near_miss(f)
         return self.raw_score(f)
 
     def confidence(self, raw: float, runner_up: float | None = None) -> float:
@@ -146,6 +165,8 @@ class Hit:
     exact: float = 0.0  # best character-bigram Dice with a phrasing
     coverage: float = 0.0  # IDF-weighted share of the question's tokens found in the entry's BM25 document
     decision: float | None = None  # the score its confidence comes from (None: ``score``)
+    counter: float = -1.0  # best cosine with one of its counter-examples (-1: it has none)
+    near_miss: bool = False  # closer to a counter-example than to its phrasings: never served
 
     @property
     def decision_score(self) -> float:
@@ -166,8 +187,10 @@ class Candidates:
     title: np.ndarray  # cosine with the standard question
     coverage: np.ndarray  # IDF-weighted share of the question's distinct tokens in the entry's BM25 document
     coverage_tokens: np.ndarray  # plain share of them
+    counter: np.ndarray  # best cosine with the entry's counter-examples (-1: none)
 
-    ARRAYS = ("dense", "centroid", "answer", "bm25", "exact", "dense2", "title", "coverage", "coverage_tokens")
+    ARRAYS = ("dense", "centroid", "answer", "bm25", "exact", "dense2", "title", "coverage", "coverage_tokens",
+              "counter")
 
     def hits(self, config: RetrievalConfig, limit: int | None = None) -> list[Hit]:
         """Candidates as hits, best first (the ``limit`` best, or all)."""
@@ -175,10 +198,11 @@ class Candidates:
             return []
         raw = config.raw_score(self)
         decision = config.decision_score(self)
+        near = config.near_miss(self)
         order = np.argsort(-raw, kind="stable")[:limit]
         return [Hit(self.slugs[i], float(raw[i]), float(self.dense[i]), float(self.centroid[i]),
                     float(self.answer[i]), float(self.bm25[i]), float(self.exact[i]), float(self.coverage[i]),
-                    float(decision[i])) for i in order.tolist()]
+                    float(decision[i]), float(self.counter[i]), bool(near[i])) for i in order.tolist()]
 
 
 @dataclass(frozen=True)
@@ -188,6 +212,7 @@ class OverlayEntry:
     entry: IndexedEntry
     phrasing_vectors: np.ndarray
     answer_vector: np.ndarray
+    counter_vectors: np.ndarray | None = None  # one per ``entry.counter_examples``
 
 
 @dataclass(frozen=True)
@@ -252,6 +277,7 @@ class HybridRetriever:
         slugs = list(order) + lexical_only
         profile = np.zeros((len(slugs), 3), dtype=np.float32)  # best phrasing, mean of two best, standard question
         aux = np.zeros((len(slugs), 2), dtype=np.float32)
+        counter = np.full(len(slugs), -1.0, dtype=np.float32)
         if use_dense and slugs:
             assert qvec is not None
             if self.full_features or self.config.ranker == "linear":
@@ -261,10 +287,12 @@ class HybridRetriever:
                 if lexical_only:
                     profile[len(order):, 0] = self.index.best_phrasing_scores(qvec, lexical_only)
             aux = self.index.aux_scores(qvec, slugs)
+            counter = self.index.counter_scores(qvec, slugs)
         qgrams = char_bigrams(text)
         bm25, cover, exact = self._lexical_features(qtokens, qgrams, slugs, lexical)
         cands = Candidates(slugs, profile[:, 0].copy(), aux[:, 0].copy(), aux[:, 1].copy(), bm25, exact,
-                           profile[:, 1].copy(), profile[:, 2].copy(), cover[:, 0].copy(), cover[:, 1].copy())
+                           profile[:, 1].copy(), profile[:, 2].copy(), cover[:, 0].copy(), cover[:, 1].copy(),
+                           counter)
         if overlay:
             cands = _with_overlay(cands, overlay, qvec, qtokens, qgrams, self.index, use_dense)
         return cands
@@ -306,9 +334,11 @@ def _with_overlay(cands: Candidates, overlay: list[OverlayEntry], qvec: np.ndarr
             c = item.phrasing_vectors.mean(axis=0)
             c /= max(float(np.linalg.norm(c)), 1e-12)
             values = {"dense": best, "dense2": best2, "title": title, "centroid": float(c @ qvec),
-                      "answer": float(item.answer_vector @ qvec)}
+                      "answer": float(item.answer_vector @ qvec), "counter": -1.0}
+            if item.counter_vectors is not None and len(item.counter_vectors):
+                values["counter"] = float((item.counter_vectors @ qvec).max())
         else:
-            values = {"dense": 0.0, "dense2": 0.0, "title": 0.0, "centroid": 0.0, "answer": 0.0}
+            values = {"dense": 0.0, "dense2": 0.0, "title": 0.0, "centroid": 0.0, "answer": 0.0, "counter": -1.0}
         values["bm25"] = index.lexical.score_document(qtokens, item.entry.lexical_tokens)
         values["exact"] = index.surface.dice_with(qgrams, item.entry.phrasings)
         values["coverage"], values["coverage_tokens"] = index.lexical.coverage_document(qtokens,

@@ -24,7 +24,7 @@ from knowledge_base.repository import content_of
 SEED_DIR = Path(__file__).resolve().parent / "seed"
 SEED_AUTHOR = "seed"
 SEED_KEYS = {"id", "question", "alternatives", "answer", "department", "region", "source", "effective_from",
-             "review_by", "expires_on", "tags"}
+             "review_by", "expires_on", "tags", "counter_examples"}
 
 
 class SeedError(ValueError):

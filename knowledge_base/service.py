@@ -41,7 +41,7 @@ from knowledge_base.text import normalise
 
 logger = logging.getLogger(__name__)
 
-CONTENT_SCHEMA = 2  # bump when what is embedded/tokenised per entry changes: ensure-index then rebuilds
+CONTENT_SCHEMA = 3  # bump when what is embedded/tokenised per entry changes: ensure-index then rebuilds
 FETCH_DEPTH = 10  # candidates fetched from the database per question (the best servable ones are used)
 MAX_QUESTION_CHARS = 500
 EMBED_BATCH = 64
@@ -157,7 +157,7 @@ class KnowledgeBase:
         self._lock = threading.RLock()  # guards the in-memory index (search vs. update/reload)
         self._load_lock = threading.Lock()
         self._current_stat: tuple[int, int] | None = None
-        self._draft_vectors: dict[tuple[str, int], tuple[IndexedEntry, np.ndarray, np.ndarray]] = {}
+        self._draft_vectors: dict[tuple[str, int], tuple[IndexedEntry, np.ndarray, np.ndarray, np.ndarray]] = {}
 
     # ------------------------------------------------------------------ resources
 
@@ -305,10 +305,13 @@ class KnowledgeBase:
             return np.zeros((0, 384), dtype=np.float32)
         return np.stack([_PASSAGE_CACHE[(key_root, t)] for t in texts]).astype(np.float32)
 
-    def _vectors_for(self, entries: list[IndexedEntry]) -> tuple[np.ndarray, np.ndarray]:
+    def _vectors_for(self, entries: list[IndexedEntry]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(phrasing, answer, counter-example) vectors of the entries, each in entry order."""
         phrasing_texts = [p for e in entries for p in e.phrasings]
-        vectors = self._embed_passages(phrasing_texts + [e.answer for e in entries])
-        return vectors[: len(phrasing_texts)], vectors[len(phrasing_texts):]
+        counter_texts = [c for e in entries for c in e.counter_examples]
+        vectors = self._embed_passages(phrasing_texts + [e.answer for e in entries] + counter_texts)
+        n_ph, n_ans = len(phrasing_texts), len(entries)
+        return vectors[:n_ph], vectors[n_ph:n_ph + n_ans], vectors[n_ph + n_ans:]
 
     # ------------------------------------------------------------------ answering
 
@@ -456,12 +459,13 @@ class KnowledgeBase:
                     new.append((key, indexed_entry(entry.slug, entry.current_version, repository.content_of(entry))))
                 overlay_content[entry.slug] = (entry.current_version, repository.content_of(entry))
             if new:
-                ph, ans = self._vectors_for([ie for _, ie in new])
-                offset = 0
+                ph, ans, ctr = self._vectors_for([ie for _, ie in new])
+                offset = counter_at = 0
                 for i, (key, ie) in enumerate(new):
-                    n = len(ie.phrasings)
-                    self._draft_vectors[key] = (ie, ph[offset:offset + n], ans[i])
+                    n, k = len(ie.phrasings), len(ie.counter_examples)
+                    self._draft_vectors[key] = (ie, ph[offset:offset + n], ans[i], ctr[counter_at:counter_at + k])
                     offset += n
+                    counter_at += k
             keys = {(e.slug, e.current_version) for e in drafts}
             for key in [k for k in self._draft_vectors if k not in keys]:
                 del self._draft_vectors[key]
@@ -528,11 +532,11 @@ class KnowledgeBase:
             state = repository.published_state(session, self.today(), slugs)
             contents = repository.published_contents(session, [s for s in slugs if s in state])
             entries = [indexed_entry(s, v, c) for s, (v, c) in contents.items()]
-            ph, ans = self._vectors_for(entries)
+            ph, ans, ctr = self._vectors_for(entries)
             removed = [s for s in slugs if s not in contents]
             with self._lock:
                 if entries:
-                    self._index.upsert_many(entries, ph, ans)
+                    self._index.upsert_many(entries, ph, ans, counter_vectors=ctr)
                 removed = [s for s in removed if self._index.remove(s)]
                 snapshot = self._index.save(self.index_dir)
                 self._current_stat = self._stat_current()
@@ -565,9 +569,9 @@ class KnowledgeBase:
                 return {"action": "up to date", "entries": len(index), "snapshot": list(index.snapshot or ())}
             contents = repository.published_contents(session, stale)
             entries = [indexed_entry(s, v, c) for s, (v, c) in contents.items()]
-            ph, ans = self._vectors_for(entries)
+            ph, ans, ctr = self._vectors_for(entries)
             if entries:
-                index.upsert_many(entries, ph, ans)
+                index.upsert_many(entries, ph, ans, counter_vectors=ctr)
             for slug in gone:
                 index.remove(slug)
             snapshot = index.save(self.index_dir)
@@ -590,11 +594,11 @@ class KnowledgeBase:
         state = repository.published_state(session, self.today())
         contents = repository.published_contents(session, list(state))
         entries = [indexed_entry(s, v, c) for s, (v, c) in sorted(contents.items())]
-        ph, ans = self._vectors_for(entries)
+        ph, ans, ctr = self._vectors_for(entries)
         dim = ph.shape[1] if len(ph) else int(getattr(self.embedder, "dim", 384))
         index = KBIndex(dim, dense_kind=self.dense_kind, meta=self.index_meta)
         if entries:
-            index.upsert_many(entries, ph, ans, journal=False)
+            index.upsert_many(entries, ph, ans, journal=False, counter_vectors=ctr)
         snapshot = index.save(self.index_dir, full=True)
         with self._lock:
             self._index = index

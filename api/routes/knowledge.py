@@ -68,6 +68,7 @@ class ContentIn(BaseModel):
     review_by: date | None = None
     expires_on: date | None = Field(None, description="有效期至（含当日）；之后不再提供")
     tags: list[str] | None = None
+    counter_examples: list[str] | None = Field(None, description="反例问法：看似相关但本条不回答的问题（命中时不用本条作答）")
 
     def content(self) -> dict[str, Any]:
         return {k: v for k, v in self.model_dump(exclude_unset=True).items() if k in repo.CONTENT_FIELDS}

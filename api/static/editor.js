@@ -10,10 +10,12 @@
   const UNSAVED_KEY = "jsjb-editor-unsaved";
   const PAGE_SIZE = 20;
   const CONTENT_FIELDS = ["question", "alternatives", "answer", "department", "region", "source", "effective_from",
-    "review_by", "expires_on", "tags"];
+    "review_by", "expires_on", "tags", "counter_examples"];
+  const LINE_FIELDS = ["alternatives", "counter_examples"]; // one item per line
   const FIELD_LABELS = {
     id: "编号", question: "标准问", alternatives: "相似问", answer: "答案", department: "责任部门", region: "地区",
     source: "来源", effective_from: "生效日期", review_by: "复核日期", expires_on: "有效期至", tags: "标签",
+    counter_examples: "反例问法",
     note: "修改说明", status: "状态", version: "版本", question_text: "问题",
   };
   const STATUS_LABELS = { draft: "草稿", published: "已发布", archived: "已归档" };
@@ -340,7 +342,7 @@
   function fillForm(content) {
     for (const name of CONTENT_FIELDS) {
       let v = content[name];
-      if (name === "alternatives") v = (v || []).join("\n");
+      if (LINE_FIELDS.includes(name)) v = (v || []).join("\n");
       else if (name === "tags") v = (v || []).join("，");
       input(name).value = v === null || v === undefined ? "" : v;
     }
@@ -351,7 +353,7 @@
     const out = {};
     for (const name of CONTENT_FIELDS) {
       const raw = input(name).value;
-      if (name === "alternatives") out[name] = lines(raw);
+      if (LINE_FIELDS.includes(name)) out[name] = lines(raw);
       else if (name === "tags") out[name] = raw.split(/[,，、;；\n]/).map((x) => x.trim()).filter(Boolean);
       else if (["effective_from", "review_by", "expires_on"].includes(name)) out[name] = raw || null;
       else out[name] = raw.trim();

@@ -144,7 +144,8 @@ def test_surface_similarity_is_computed_at_indexing_and_survives_snapshots_and_d
     seed = [indexed_entry(slug, 1, content) for slug, content in load_seed_entries()[:60]]
     rng = np.random.default_rng(3)
     index = KBIndex(DIM, dense_kind="flat")
-    index.upsert_many(seed, unit(rng, sum(len(e.phrasings) for e in seed)), unit(rng, len(seed)))
+    index.upsert_many(seed, unit(rng, sum(len(e.phrasings) for e in seed)), unit(rng, len(seed)),
+                      counter_vectors=unit(rng, sum(len(e.counter_examples) for e in seed)))
     questions = ["居住证怎么办", "狗证年检在哪里办", "社保卡丢了咋补", "进京证一年能办几次", "公积金提取需要什么材料",
                  seed[5].phrasings[1], "好"]
     slugs = [e.slug for e in seed] + ["no-such-entry"]
@@ -178,3 +179,40 @@ def test_surface_similarity_is_computed_at_indexing_and_survives_snapshots_and_d
     for q in questions:
         np.testing.assert_allclose(older.surface.best_dice(char_bigrams(q), slugs),
                                    index.surface.best_dice(char_bigrams(q), slugs), rtol=1e-6)
+
+
+def test_counter_examples_are_kept_beside_faiss_through_snapshots_deltas_and_removal(tmp_path):
+    """An entry's counter-examples are never search rows, but their cosines with a question are there for the
+    entries found; they survive a full snapshot, a delta replayed by another reader, an edit and a removal."""
+    rng = np.random.default_rng(9)
+    dog = IndexedEntry("dog", 1, ("养狗怎么办证", "狗证在哪办"), "答", ("养狗", "狗证"), ("养猫要办证吗",))
+    plain = entry("plain")
+    ctr = unit(rng, 1)
+    index = KBIndex(DIM, dense_kind="flat")
+    index.upsert_many([dog, plain], unit(rng, 5), unit(rng, 2), counter_vectors=ctr)
+    assert index.live_rows == 5  # phrasings only: a counter-example is never a search row
+    assert index.search_dense(ctr[0], 5).slugs  # searching by it finds entries by their phrasings
+    np.testing.assert_allclose(index.counter_scores(ctr[0], ["dog", "plain", "nope"]), [1.0, -1.0, -1.0], rtol=1e-6)
+    with pytest.raises(ValueError, match="counter-example"):
+        index.upsert_many([dog], unit(rng, 2), unit(rng, 1))  # its counter-example vectors are missing
+
+    index.save(tmp_path, full=True)
+    reader = KBIndex.load(tmp_path)
+    assert reader.counter_texts == {"dog": ("养猫要办证吗",)}
+    np.testing.assert_allclose(reader.counter["dog"], ctr, rtol=1e-6)
+
+    edited = IndexedEntry("dog", 2, dog.phrasings, "答", dog.lexical_tokens, ("养猫要办证吗", "兔子要登记吗"))
+    new_ctr = unit(rng, 2)
+    index.upsert(edited, unit(rng, 2), unit(rng, 1)[0], counter_vectors=new_ctr)
+    index.upsert(entry("later"), unit(rng, 3), unit(rng, 1)[0])
+    index.save(tmp_path)  # a delta
+    assert reader.refresh(tmp_path) and reader.snapshot[1] == 1
+    assert reader.counter_texts["dog"] == ("养猫要办证吗", "兔子要登记吗")
+    np.testing.assert_allclose(reader.counter_scores(new_ctr[1], ["dog"]), [1.0], rtol=1e-6)
+    assert "later" in reader and "later" not in reader.counter
+
+    index.remove("dog")
+    index.save(tmp_path)
+    assert reader.refresh(tmp_path)
+    assert "dog" not in reader.counter and reader.counter_scores(new_ctr[1], ["dog"])[0] == -1.0
+    assert KBIndex.load(tmp_path).counter == {}

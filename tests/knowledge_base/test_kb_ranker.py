@@ -74,12 +74,33 @@ def test_coverage_weights_rare_tokens_and_counts_unknown_ones_as_missing() -> No
     assert w > 0.5 and abs(plain - 2 / 3) < 1e-6
 
 
-def candidates(dense, title, bm25=None) -> Candidates:
+def candidates(dense, title, bm25=None, counter=None) -> Candidates:
     n = len(dense)
     z = np.zeros(n, dtype=np.float32)
     arr = lambda v: np.asarray(v, dtype=np.float32)  # noqa: E731
     return Candidates([f"e{i}" for i in range(n)], arr(dense), z, z, arr(bm25 if bm25 is not None else z), z,
-                      arr(dense), arr(title), z, z)
+                      arr(dense), arr(title), z, z, arr(counter if counter is not None else [-1.0] * n))
+
+
+def test_a_candidate_closer_to_its_counter_example_is_never_the_answer() -> None:
+    """The near-miss rule: e0 leads on every score, but the question is closer to one of e0's counter-examples
+    than to any of its phrasings - e0 drops below every other candidate, in ranking and in the decision, and the
+    evaluation's outcome sees the same."""
+    cands = candidates(dense=[0.93, 0.80, 0.70], title=[0.9, 0.8, 0.7], counter=[0.95, -1.0, 0.69])
+    cfg = RetrievalConfig(mode="hybrid", centroid_weight=0.0, answer_weight=0.0, lexical_weight=0.0,
+                          counter_margin=0.0)
+    hits = cands.hits(cfg)
+    assert [h.slug for h in hits] == ["e1", "e2", "e0"]
+    assert hits[-1].near_miss and hits[-1].counter > hits[-1].dense
+    assert not hits[0].near_miss and not hits[1].near_miss  # 0.69 < 0.70: e2 keeps its place
+    assert cfg.confidence(hits[-1].decision_score) < 1e-6
+    linear = RetrievalConfig(mode="hybrid", ranker="linear", weights={"dense": 1.0, "title": 1.0}, decision="grid")
+    assert [h.slug for h in cands.hits(linear)] == ["e1", "e2", "e0"]
+    assert cands.hits(linear)[-1].decision_score < -5
+    # a margin makes the rule stricter: e0 is only a near miss when the counter-example leads by more than it
+    assert cands.hits(RetrievalConfig.from_dict({**cfg.to_dict(), "counter_margin": 0.05}))[0].slug == "e0"
+    fm = FeatureMatrix.of([cands], ["e1"])
+    assert outcome(fm, cfg).top_slug == ["e1"] and bool(outcome(fm, cfg).top_correct[0])
 
 
 def test_linear_ranker_orders_and_grid_decides() -> None:

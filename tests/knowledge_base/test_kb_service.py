@@ -187,3 +187,24 @@ def test_answers_are_the_same_whether_bm25_runs_alongside_the_embedding_or_after
             kb._query_cache.clear()  # a new question: the worker-thread path
             assert kb.answer(question, log_unanswered=False, session=session) == one_thread(question), question
     assert kb.answer("居住证怎么办理", log_unanswered=False).entry_id != RESIDENCE
+
+
+def test_a_question_closer_to_an_entrys_counter_example_is_not_answered_by_that_entry(kb, session):
+    """Editors record near misses as counter-examples. To the encoder a cat question looks like the dog-registration
+    entry (its best match); once an editor adds the citizen's wording as a counter-example and publishes, the bot
+    no longer serves or suggests that entry for it, and the entry's own questions are still answered by it."""
+    dog, cat = "dog-registration", "养只猫要不要去登记办证啊"
+    assert "在北京养猫需要办证吗" in repo.get_entry(session, dog).counter_examples  # the seed records near misses too
+    assert kb.retriever().search(cat, 1)[0].slug == dog  # the near miss
+
+    repo.edit(session, dog, {"counter_examples": [*repo.get_entry(session, dog).counter_examples, "养只猫需要登记办证吗"]},
+              "编辑戊", note="猫不办证，不适用本条")
+    kb.publish(session, dog, "编辑戊")
+    result = kb.answer(cat, log_unanswered=False)
+    assert result.entry_id != dog and all(slug != dog for slug, _, _ in result.suggestions)
+    near = next(h for h in kb.retriever().search(cat, 100) if h.slug == dog)  # ranked last
+    assert near.near_miss and near.counter > near.dense
+    assert kb.answer("养狗要去哪里办证", log_unanswered=False).entry_id == dog
+    assert "养只猫需要登记办证吗" in kb.index.counter_texts[dog]
+    history = repo.history(session, dog)
+    assert history[-2]["note"] == "猫不办证，不适用本条" and history[-2]["changed_fields"] == ["counter_examples"]
