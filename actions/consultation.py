@@ -79,6 +79,9 @@ class ActionKbFeedback(Action):
             dispatcher.utter_message(response="utter_glad_helpful")
             return [SlotSet("dialogue_stage", None)]
         if stage == "kb_feedback" and intent == "deny":
+            question, entry_id = tracker.get_slot("kb_question"), tracker.get_slot("kb_entry_id")
+            if question and entry_id:
+                await services.record_unhelpful_answer(question, entry_id)
             dispatcher.utter_message(text=f"抱歉没能帮到您。{OFFER_FILE}", buttons=buttons.buttons(buttons.OFFER_FILE))
             return [SlotSet("dialogue_stage", "offer_file")]
         dispatcher.utter_message(response="utter_offer_declined")

@@ -313,6 +313,20 @@ async def answer_question(question: str) -> KBAnswer:
     return await asyncio.to_thread(_answer, question)
 
 
+def _record_unhelpful(question: str, entry_id: str) -> None:
+    from knowledge_base.service import get_knowledge_base
+
+    get_knowledge_base().log_unhelpful(question, entry_id)
+
+
+async def record_unhelpful_answer(question: str, entry_id: str) -> None:
+    """The citizen said the knowledge-base answer did not help: editors see it (anonymised) with the entry used."""
+    try:
+        await asyncio.to_thread(_record_unhelpful, question, entry_id)
+    except Exception:  # the conversation goes on; the log is for editors
+        logger.exception("unhelpful knowledge-base answer could not be recorded")
+
+
 def mask_phone(phone: Optional[str]) -> str:
     digits = "".join(ch for ch in (phone or "") if ch.isdigit())
     if len(digits) >= 7:

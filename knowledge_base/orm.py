@@ -62,13 +62,19 @@ class KBEntryVersion(Base):
     entry: Mapped[KBEntry] = relationship(back_populates="versions")
 
 
+UNANSWERED_KINDS = ("declined", "unhelpful")
+
+
 class KBUnanswered(Base):
-    """A question the assistant declined, anonymised, counted for editors."""
+    """A question the assistant could not serve well, anonymised, counted for editors: ``declined`` (no entry was
+    confident enough; ``best_entry_slug`` is the best suggestion) or ``unhelpful`` (answered with ``best_entry_slug``,
+    and the citizen said the answer did not help)."""
 
     __tablename__ = "kb_unanswered"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     fingerprint: Mapped[str] = mapped_column(String(64), unique=True, index=True)
+    kind: Mapped[str] = mapped_column(String(16), default="declined", server_default="declined", index=True)
     question: Mapped[str] = mapped_column(Text)
     count: Mapped[int] = mapped_column(Integer, default=1)
     best_entry_slug: Mapped[str | None] = mapped_column(String(120), nullable=True)

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from knowledge_base.content import (CONTENT_FIELDS, LIST_FIELDS, TEXT_LIST_FIELDS, ContentError, FieldError,
                                     check_slug, clean_content, from_json, new_slug, to_json)
-from knowledge_base.orm import KBEntry, KBEntryVersion, KBUnanswered, utcnow
+from knowledge_base.orm import UNANSWERED_KINDS, KBEntry, KBEntryVersion, KBUnanswered, utcnow
 
 STATUSES = ("draft", "published", "archived")
 EXPORT_COLUMNS = ("id", "status", *CONTENT_FIELDS)
@@ -408,8 +408,13 @@ def pending_drafts(session: Session, limit: int = 500) -> list[KBEntry]:
 
 
 def list_unanswered(session: Session, *, include_resolved: bool = False, limit: int = 100,
-                    offset: int = 0) -> tuple[int, list[KBUnanswered]]:
+                    offset: int = 0, kind: str | None = None) -> tuple[int, list[KBUnanswered]]:
+    """Logged questions, most frequent first; ``kind``: only ``declined`` or only ``unhelpful`` ones."""
     stmt = select(KBUnanswered)
+    if kind is not None:
+        if kind not in UNANSWERED_KINDS:
+            raise KBError(f"未知类型 {kind}（可用：{'、'.join(UNANSWERED_KINDS)}）")
+        stmt = stmt.where(KBUnanswered.kind == kind)
     if not include_resolved:
         stmt = stmt.where(KBUnanswered.resolved_entry_slug.is_(None))
     total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
@@ -419,7 +424,8 @@ def list_unanswered(session: Session, *, include_resolved: bool = False, limit: 
 
 
 def unanswered_dict(row: KBUnanswered) -> dict[str, Any]:
-    return {"id": row.id, "question": row.question, "count": row.count, "best_entry_id": row.best_entry_slug,
+    return {"id": row.id, "kind": row.kind, "question": row.question, "count": row.count,
+            "best_entry_id": row.best_entry_slug,
             "best_score": row.best_score, "first_seen": row.first_seen.isoformat() if row.first_seen else None,
             "last_seen": row.last_seen.isoformat() if row.last_seen else None,
             "resolved_entry_id": row.resolved_entry_slug}
@@ -438,6 +444,27 @@ def entry_from_unanswered(session: Session, unanswered_id: int, data: dict[str, 
     data.setdefault("question", row.question)
     entry = create_draft(session, data, author, slug=slug, note=f"由未答问题 #{row.id} 创建")
     row.resolved_entry_slug = entry.slug
+    return entry
+
+
+def counter_example_from_unanswered(session: Session, unanswered_id: int, author: str, *,
+                                   entry_slug: str | None = None) -> KBEntry:
+    """Add a logged question to the counter-examples of the entry that answered it (``unhelpful``) or was suggested
+    for it (``declined``), or of ``entry_slug``: a new version (publish it to take effect); the question is marked
+    handled by that entry."""
+    row = session.get(KBUnanswered, unanswered_id)
+    if row is None:
+        raise EntryNotFound(f"未答问题 {unanswered_id} 不存在")
+    if row.resolved_entry_slug:
+        raise EntryConflict(f"该问题已由条目 {row.resolved_entry_slug} 处理")
+    slug = entry_slug or row.best_entry_slug
+    if not slug:
+        raise InvalidContent([FieldError("entry_id", "请指定要添加反例的条目")])
+    entry = get_entry(session, slug)
+    counter = [*(entry.counter_examples or []), row.question]
+    entry, _ = edit(session, slug, {"counter_examples": counter}, author,
+                    note=f"未答问题 #{row.id}（{'市民反馈答复没帮助' if row.kind == 'unhelpful' else '未能回答'}）加为反例")
+    row.resolved_entry_slug = slug
     return entry
 
 

@@ -412,11 +412,23 @@ class KnowledgeBase:
     def log_unanswered(self, question: str, result: KBResult) -> None:
         text, fp = fingerprint(question)
         best_slug = result.suggestions[0][0] if result.suggestions else None
+        self._log_question("declined", text, fp, best_slug, float(result.score))
+        logger.info("knowledge base declined a question", extra={"fingerprint": fp[:12]})
+
+    def log_unhelpful(self, question: str, entry_slug: str) -> None:
+        """The citizen said the answer from ``entry_slug`` did not help: kept (anonymised, counted per question and
+        entry) for editors, who may add the question to the entry's counter-examples or write a new entry."""
+        text, fp = fingerprint(question)
+        fp = hashlib.sha256(f"unhelpful|{entry_slug}|{fp}".encode()).hexdigest()
+        self._log_question("unhelpful", text, fp, entry_slug, None)
+        logger.info("a knowledge-base answer did not help", extra={"fingerprint": fp[:12], "entry": entry_slug})
+
+    def _log_question(self, kind: str, text: str, fp: str, best_slug: str | None, score: float | None) -> None:
         now = utcnow()
         with self.sessions() as session:
             dialect = session.get_bind().dialect.name
-            values = dict(fingerprint=fp, question=text, count=1, best_entry_slug=best_slug,
-                          best_score=float(result.score), first_seen=now, last_seen=now)
+            values = dict(fingerprint=fp, kind=kind, question=text, count=1, best_entry_slug=best_slug,
+                          best_score=score, first_seen=now, last_seen=now)
             if dialect in ("postgresql", "sqlite"):
                 if dialect == "postgresql":
                     from sqlalchemy.dialects.postgresql import insert
@@ -426,7 +438,7 @@ class KnowledgeBase:
                 stmt = stmt.on_conflict_do_update(
                     index_elements=[KBUnanswered.fingerprint],
                     set_={"count": KBUnanswered.count + 1, "last_seen": now, "best_entry_slug": best_slug,
-                          "best_score": float(result.score)})
+                          "best_score": score})
                 session.execute(stmt)
             else:  # pragma: no cover - other databases: read-modify-write
                 row = session.scalar(select(KBUnanswered).where(KBUnanswered.fingerprint == fp))
@@ -436,7 +448,6 @@ class KnowledgeBase:
                     session.execute(update(KBUnanswered).where(KBUnanswered.id == row.id)
                                     .values(count=KBUnanswered.count + 1, last_seen=now))
             session.commit()
-        logger.info("knowledge base declined a question", extra={"fingerprint": fp[:12]})
 
     def preview(self, session: Session, question: str, *, include_drafts: bool = True) -> KBResult:
         """Answer as the bot would, but with drafts and unpublished edits searched as if published. Logs nothing."""

@@ -45,13 +45,15 @@ def done(started: float, what: str) -> None:
 
 
 def hash_paths(*paths: Path | str, extra: str = "") -> str:
-    """sha256 over the files (sorted, recursively for folders, ignoring caches) and an extra string."""
+    """sha256 over the files (sorted, recursively for folders, ignoring caches and folder READMEs: a documentation
+    change never rebuilds a model) and an extra string."""
     h = hashlib.sha256(extra.encode())
     files: list[Path] = []
     for p in map(Path, paths):
         p = p if p.is_absolute() else ROOT / p
         if p.is_dir():
-            files += [f for f in p.rglob("*") if f.is_file() and "__pycache__" not in f.parts and f.suffix != ".pyc"]
+            files += [f for f in p.rglob("*") if f.is_file() and "__pycache__" not in f.parts and f.suffix != ".pyc"
+                      and f.name != "README.md"]
         elif p.exists():
             files.append(p)
         else:  # relative, so that two checkouts of the same commit share the cache

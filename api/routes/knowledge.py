@@ -108,6 +108,17 @@ class ResolveIn(BaseModel):
     entry_id: str
 
 
+class CounterExampleIn(BaseModel):
+    entry_id: str | None = Field(None, description="加到哪个条目（默认：答复或建议的条目）")
+    publish: bool = Field(False, description="添加后立即发布，使其马上生效")
+
+
+class FeedbackIn(BaseModel):
+    question: str = Field(min_length=1, max_length=500, description="市民的问题")
+    entry_id: str = Field(min_length=1, max_length=120, description="答复所用的条目")
+    helpful: bool = Field(description="答复是否有帮助")
+
+
 # --------------------------------------------------------------------------------------------- public
 
 
@@ -119,6 +130,18 @@ def search(q: str = Query(..., min_length=1, max_length=500, description="问题
     data.pop("draft", None)
     data["message"] = None if result.answered else DECLINE_MESSAGE
     return data
+
+
+@router.post("/feedback", summary="市民对知识库答复的评价（没帮助的问题进入待处理列表，已脱敏）")
+def feedback(body: FeedbackIn, kb: KnowledgeBase = Depends(knowledge_base),
+             session: Session = Depends(db_session)) -> dict[str, Any]:
+    try:
+        repo.get_entry(session, body.entry_id)
+    except repo.KBError as exc:
+        raise _fail(exc) from exc
+    if not body.helpful:
+        kb.log_unhelpful(body.question, body.entry_id)
+    return {"recorded": not body.helpful}
 
 
 # --------------------------------------------------------------------------------------------- editors
@@ -306,11 +329,39 @@ def preview(body: PreviewIn, _: Principal = Depends(EDITORS), kb: KnowledgeBase 
     return kb.preview(session, body.question, include_drafts=body.include_drafts).to_dict()
 
 
-@router.get("/unanswered", summary="未能回答的问题（已脱敏，按次数排序）")
+@router.get("/unanswered", summary="未能回答的问题与市民反馈没帮助的答复（已脱敏，按次数排序）")
 def unanswered(include_resolved: bool = False, limit: int = Query(100, ge=1, le=500), offset: int = Query(0, ge=0),
+               kind: str | None = Query(None, description="declined（未能回答）| unhelpful（答复没帮助）；不填为全部"),
                _: Principal = Depends(EDITORS), session: Session = Depends(db_session)) -> dict[str, Any]:
-    total, rows = repo.list_unanswered(session, include_resolved=include_resolved, limit=limit, offset=offset)
+    try:
+        total, rows = repo.list_unanswered(session, include_resolved=include_resolved, limit=limit, offset=offset,
+                                           kind=kind)
+    except repo.KBError as exc:
+        raise _fail(exc) from exc
     return {"total": total, "items": [repo.unanswered_dict(r) for r in rows]}
+
+
+@router.post("/unanswered/{unanswered_id}/counter-example", summary="把该问题加为条目的反例（可选立即发布）")
+def counter_example_from_unanswered(unanswered_id: int, body: CounterExampleIn | None = None,
+                                    principal: Principal = Depends(EDITORS),
+                                    kb: KnowledgeBase = Depends(knowledge_base),
+                                    session: Session = Depends(db_session)) -> dict[str, Any]:
+    body = body or CounterExampleIn()
+    author = _author(principal)
+    try:
+        entry = repo.counter_example_from_unanswered(session, unanswered_id, author, entry_slug=body.entry_id)
+        session.commit()
+        published = False
+        if body.publish:
+            entry, published = repo.publish(session, entry.slug, author, note="反例即时生效")
+            session.commit()
+    except repo.KBError as exc:
+        session.rollback()
+        raise _fail(exc) from exc
+    out = repo.entry_dict(entry)
+    if published:
+        out["index"] = kb.sync([entry.slug], session)
+    return out
 
 
 @router.post("/unanswered/{unanswered_id}/entry", status_code=201, summary="用该问题新建条目（草稿）")

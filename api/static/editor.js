@@ -683,18 +683,23 @@
   function unansweredRow(item) {
     return el("tr", { "data-testid": "unanswered-row", "data-id": item.id },
       el("td", { "data-testid": "unanswered-question", text: item.question }),
+      el("td", { "data-testid": "unanswered-kind", text: item.kind === "unhelpful" ? "答复没帮助" : "未能回答" }),
       el("td", { "data-testid": "unanswered-count", text: item.count }),
       el("td", { text: fmtTime(item.last_seen) }),
       el("td", {}, item.best_entry_id
         ? el("button", { type: "button", class: "ed-link", onclick: () => { switchTab("entries"); openEntry(item.best_entry_id); } },
-          `${item.best_entry_id}（${item.best_score === null ? "" : Number(item.best_score).toFixed(2)}）`) : ""),
-      el("td", { text: item.resolved_entry_id ? `已由 ${item.resolved_entry_id} 解决` : "待处理" }),
+          item.best_score === null ? item.best_entry_id
+            : `${item.best_entry_id}（${Number(item.best_score).toFixed(2)}）`) : ""),
+      el("td", { text: item.resolved_entry_id ? `已由 ${item.resolved_entry_id} 处理` : "待处理" }),
       el("td", { class: "ed-nowrap" }, item.resolved_entry_id ? null : [
         el("button", { type: "button", class: "ed-small", "data-testid": "create-from-unanswered",
           onclick: () => { switchTab("entries"); newEntry(item); } }, "据此新建条目"),
         el("button", { type: "button", class: "ed-small", "data-testid": "resolve-unanswered",
           onclick: () => resolveUnanswered(item) }, "已有条目可答"),
-      ].reduce((frag, n) => { frag.append(n); return frag; }, document.createDocumentFragment())));
+        item.best_entry_id ? el("button", { type: "button", class: "ed-small", "data-testid": "counter-from-unanswered",
+          title: "该条目不回答这个问题：加为它的反例并立即发布，助手不再用它回答此类问题",
+          onclick: () => counterExampleFromUnanswered(item) }, "加为反例") : null,
+      ].filter(Boolean).reduce((frag, n) => { frag.append(n); return frag; }, document.createDocumentFragment())));
   }
 
   async function resolveUnanswered(item) {
@@ -705,6 +710,16 @@
       loadUnanswered();
     } catch (err) {
       tid("unanswered-total").textContent = `标记失败：${err.message}`;
+    }
+  }
+
+  async function counterExampleFromUnanswered(item) {
+    if (!confirm(`把“${item.question}”加为条目 ${item.best_entry_id} 的反例并立即发布？`)) return;
+    try {
+      await api("POST", `/api/kb/unanswered/${item.id}/counter-example`, { json: { publish: true } });
+      loadUnanswered();
+    } catch (err) {
+      tid("unanswered-total").textContent = `添加反例失败：${err.message}`;
     }
   }
 

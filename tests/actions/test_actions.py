@@ -261,8 +261,18 @@ def test_consultation_answer_offers_feedback_buttons(database, executor, gazette
     out = conv.run("action_answer_consultation")
     if conv.slots.get("dialogue_stage") == "kb_feedback":
         assert out["buttons"] == [("有帮助", "/affirm"), ("没帮助", "/deny")]
+        entry_id = conv.slots["kb_entry_id"]
         conv.say("/deny", "deny")
         out = conv.run("action_kb_feedback")
+        # editors see the answer that did not help, with the entry it came from
+        from sqlalchemy import select
+
+        from core.db import session_scope
+        from knowledge_base.orm import KBUnanswered
+
+        with session_scope() as session:
+            row = session.scalar(select(KBUnanswered).where(KBUnanswered.kind == "unhelpful"))
+            assert row is not None and row.question == "居住证怎么办理" and row.best_entry_slug == entry_id
     assert out["buttons"] == [("帮我登记", "/affirm"), ("不用了", "/deny")] and "登记" in out["texts"][-1]
 
 

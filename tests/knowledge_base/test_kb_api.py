@@ -31,6 +31,7 @@ EDITOR_ENDPOINTS = [
     ("GET", "/api/kb/unanswered", None),
     ("POST", "/api/kb/unanswered/1/entry", {"answer": "答案。"}),
     ("POST", "/api/kb/unanswered/1/resolve", {"entry_id": SLUG}),
+    ("POST", "/api/kb/unanswered/1/counter-example", {}),
 ]
 
 
@@ -152,3 +153,45 @@ def test_create_entry_from_an_unanswered_question(client):
                     headers=h)
     assert r.status_code == 201 and r.json()["question"] == item["question"]
     assert client.get("/api/kb/unanswered", headers=h).json()["total"] == 0
+
+
+def test_an_answer_a_citizen_found_unhelpful_becomes_a_counter_example_in_one_step(client):
+    """The citizen's 没帮助 (public feedback endpoint, no login) is logged with the entry that answered;
+    editors list it apart from the declined questions and add it to that entry's counter-examples, published at once:
+    the same question is no longer answered by that entry."""
+    question = "养只猫要不要去登记办证啊"
+
+    def offered(body: dict) -> list[str]:  # the entry answered with, and the suggested ones
+        return [body["entry_id"]] * bool(body["answered"]) + [s["entry_id"] for s in body["suggestions"]]
+
+    before = client.get("/api/kb/search", params={"q": question}).json()
+    assert offered(before)[0] == "dog-registration"  # the near miss
+    for _ in range(2):
+        r = client.post("/api/kb/feedback", json={"question": question, "entry_id": "dog-registration",
+                                                  "helpful": False})
+        assert r.status_code == 200 and r.json() == {"recorded": True}
+    assert client.post("/api/kb/feedback", json={"question": "居住证怎么办理", "entry_id": SLUG,
+                                                 "helpful": True}).json() == {"recorded": False}
+    assert client.post("/api/kb/feedback", json={"question": "x", "entry_id": "no-such-entry",
+                                                 "helpful": False}).status_code == 404
+    client.get("/api/kb/search", params={"q": "北京动物园几点开门"})  # a declined question, listed apart
+
+    h = client.auth_headers("editor")
+    unhelpful = client.get("/api/kb/unanswered", params={"kind": "unhelpful"}, headers=h).json()
+    assert unhelpful["total"] == 1
+    item = unhelpful["items"][0]
+    assert item["kind"] == "unhelpful" and item["count"] == 2 and item["best_entry_id"] == "dog-registration"
+    assert item["question"] == question
+    assert client.get("/api/kb/unanswered", params={"kind": "declined"}, headers=h).json()["total"] == 1
+    assert client.get("/api/kb/unanswered", params={"kind": "wrong"}, headers=h).status_code == 400
+
+    r = client.post(f"/api/kb/unanswered/{item['id']}/counter-example", json={"publish": True}, headers=h)
+    assert r.status_code == 200, r.text
+    assert item["question"] in r.json()["counter_examples"] and r.json()["index"]["upserted"] == ["dog-registration"]
+    assert "dog-registration" not in offered(client.get("/api/kb/search", params={"q": question}).json())
+    assert client.get("/api/kb/search", params={"q": "养狗要去哪里办证"}).json()["entry_id"] == "dog-registration"
+    assert client.get("/api/kb/unanswered", params={"kind": "unhelpful"}, headers=h).json()["total"] == 0
+    again = client.post(f"/api/kb/unanswered/{item['id']}/counter-example", json={}, headers=h)
+    assert again.status_code == 409
+    history = client.get("/api/kb/entries/dog-registration/history", headers=h).json()
+    assert [v["action"] for v in history][-2:] == ["edit", "publish"] and "反例" in history[-2]["note"]

@@ -208,3 +208,21 @@ def test_a_question_closer_to_an_entrys_counter_example_is_not_answered_by_that_
     assert "养只猫需要登记办证吗" in kb.index.counter_texts[dog]
     history = repo.history(session, dog)
     assert history[-2]["note"] == "猫不办证，不适用本条" and history[-2]["changed_fields"] == ["counter_examples"]
+
+
+def test_unhelpful_answers_are_counted_per_question_and_entry_apart_from_declines(kb, session):
+    kb.log_unhelpful("居住证怎么办理，我手机13812345678", RESIDENCE)
+    kb.log_unhelpful("居住证怎么办理，我手机13812345678 ", RESIDENCE)  # same normalised text
+    kb.log_unhelpful("居住证怎么办理，我手机13812345678", "residence-permit-materials")  # another entry: its own row
+    kb.answer("给我讲个笑话吧")  # a decline
+    total, rows = repo.list_unanswered(session, kind="unhelpful")
+    assert total == 2 and {(r.best_entry_slug, r.count) for r in rows} == {(RESIDENCE, 2),
+                                                                          ("residence-permit-materials", 1)}
+    assert all("13812345678" not in r.question for r in rows)
+    assert [r.kind for r in repo.list_unanswered(session, kind="declined")[1]] == ["declined"]
+    assert repo.list_unanswered(session)[0] == 3
+    entry = repo.counter_example_from_unanswered(session, rows[0].id, "编辑己")
+    session.commit()
+    assert rows[0].question in entry.counter_examples and entry.status == "published"
+    assert entry.published_version != entry.current_version  # takes effect when published
+    assert repo.list_unanswered(session, kind="unhelpful")[0] == 1

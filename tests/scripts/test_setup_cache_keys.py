@@ -25,3 +25,13 @@ def test_cache_keys_are_the_same_for_two_checkouts_and_change_with_the_content(t
     assert keys[0] == keys[1]
     monkeypatch.setattr(setup, "ROOT", _checkout(tmp_path / "third", "intents: [greet, goodbye]\n"))
     assert setup.hash_paths(*paths) != keys[0]
+
+
+def test_a_folder_readme_does_not_change_the_key_but_its_data_does(tmp_path, monkeypatch):
+    """Editing a package's README must not retrain a model (the classifier takes ~10 minutes); its code and data do."""
+    monkeypatch.setattr(setup, "ROOT", _checkout(tmp_path / "repo"))
+    before = setup.hash_paths("bot/data")
+    (tmp_path / "repo" / "bot" / "data" / "README.md").write_text("# notes\n", encoding="utf-8")
+    assert setup.hash_paths("bot/data") == before
+    (tmp_path / "repo" / "bot" / "data" / "stories.yml").write_text("stories: []\n", encoding="utf-8")
+    assert setup.hash_paths("bot/data") != before
