@@ -305,6 +305,27 @@ async function main() {
   report.steps.unanswered = unanswered;
   mark("from_unanswered");
 
+  // 11b. a citizen found an answer unhelpful (the bot's 没帮助): listed with the entry; "加为反例" (confirmed) adds
+  // the question to that entry's counter-examples and publishes
+  const UNHELPFUL = "居住证的事儿找谁问比较靠谱啊";
+  const posted = await fetch(`${ORIGIN}/api/kb/feedback`, { method: "POST", headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ question: UNHELPFUL, entry_id: args.entry, helpful: false }) });
+  const unhelpful = { feedback_status: posted.status };
+  await tid("unanswered-refresh").click();
+  const unhelpfulRow = page.locator('[data-testid="unanswered-row"]', { hasText: UNHELPFUL });
+  await unhelpfulRow.first().waitFor({ timeout: T });
+  unhelpful.kind = await unhelpfulRow.first().locator('[data-testid="unanswered-kind"]').textContent();
+  await unhelpfulRow.first().locator('[data-testid="counter-from-unanswered"]').click();
+  await page.waitForFunction((q) => ![...document.querySelectorAll('[data-testid="unanswered-row"]')]
+    .some((r) => r.textContent.includes(q)), UNHELPFUL, { timeout: T }).catch(() => {});
+  unhelpful.still_listed = await unhelpfulRow.count();
+  const entry = await (await fetch(`${ORIGIN}/api/kb/entries/${args.entry}`,
+    { headers: { Authorization: `Bearer ${args.token}` } })).json();
+  unhelpful.counter_examples = entry.counter_examples;
+  unhelpful.unpublished_changes = entry.unpublished_changes;
+  unhelpful.question = UNHELPFUL;
+  report.steps.unhelpful = unhelpful;
+
   // 12. bulk import of a file with a bad row: row-level errors shown, nothing imported
   await tid("tab-transfer").click();
   const rows = [{ id: "editor-ui-import-ok", question: "编辑台导入的问题？", answer: "编辑台导入的答案。" },

@@ -198,6 +198,14 @@ def test_entry_created_from_an_unanswered_question(report: dict, system: System)
     assert entry["status"] == "draft" and entry["question"] == u["question"]
 
 
+def test_an_answer_a_citizen_found_unhelpful_becomes_a_counter_example_from_the_list(report: dict):
+    u = step(report, "unhelpful")
+    assert u["feedback_status"] == 200 and u["kind"] == "答复没帮助"
+    assert u["still_listed"] == 0 and u["question"] in u["counter_examples"]
+    assert u["unpublished_changes"] is False  # published at once
+    assert any("加为条目" in d["message"] and "反例" in d["message"] for d in report["dialogs"])
+
+
 def test_a_concurrent_edit_is_refused_without_losing_the_text(report: dict):
     conflict = step(report, "conflict")
     assert conflict["other_save_status"] == 200
