@@ -18,6 +18,7 @@ and ``candidates`` lists the possibilities.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import re
@@ -368,6 +369,11 @@ if DefaultV1Recipe is not None:
             places, generic = load_places(config["loader"], config["node_modules"], config["landmarks"],
                                           config["include_communities"])
             return Gazetteer.from_places(places, generic)
+
+        @classmethod
+        def fingerprint_addon(cls, config: Dict[Text, Any]) -> Optional[str]:
+            """The gazetteer's content (the catalog's place data), which Rasa's training cache does not see."""
+            return hashlib.sha256(cls.build(config).to_json().encode("utf-8")).hexdigest()
 
         def train(self, training_data: TrainingData) -> Resource:
             self.gazetteer = self.build(self._config)

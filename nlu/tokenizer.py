@@ -8,9 +8,10 @@ extra dictionaries can still be given with ``dictionary_path`` (a folder, as for
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 from pathlib import Path
-from typing import Any, Dict, List, Text
+from typing import Any, Dict, List, Optional, Text
 
 from rasa.engine.graph import ExecutionContext
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
@@ -62,6 +63,13 @@ class GazetteerJiebaTokenizer(JiebaTokenizer):
             **BeijingGazetteerExtractor.get_default_config(),
             "domain_terms": None,
         }
+
+    @classmethod
+    def fingerprint_addon(cls, config: Dict[Text, Any]) -> Optional[str]:
+        """The user dictionary's content: Rasa's training cache otherwise reuses a tokenizer (and everything
+        downstream of it) trained on an older ``domain_terms.txt`` or gazetteer, since only the config is
+        fingerprinted."""
+        return hashlib.sha256(build_user_dictionary(config).encode("utf-8")).hexdigest()
 
     def train(self, training_data: TrainingData) -> Resource:
         text = build_user_dictionary(self._config)

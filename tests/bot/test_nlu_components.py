@@ -210,6 +210,51 @@ def test_gazetteer_and_tokenizer_components_train_persist_and_load(tmp_path):
     assert [e["value"] for e in _by_type(entities, "district")] == ["海淀区"]
 
 
+def test_an_a_not_a_question_keeps_its_negation_inside_one_token(tmp_path):
+    """要不要 / 用不用 / 能不能 ask "do I need to": tokenised apart, their 不要 / 不用 / 不能 looked like a refusal and
+    "养狗要不要打疫苗" was read as deny. A refusal alone still has its own token."""
+    pytest.importorskip("rasa")
+    from rasa.engine.graph import ExecutionContext, GraphSchema
+    from rasa.engine.storage.local_model_storage import LocalModelStorage
+    from rasa.engine.storage.resource import Resource
+    from rasa.shared.nlu.training_data.message import Message
+    from rasa.shared.nlu.training_data.training_data import TrainingData
+
+    from nlu.tokenizer import GazetteerJiebaTokenizer
+
+    storage = LocalModelStorage(tmp_path)
+    context = ExecutionContext(GraphSchema({}), "test")
+    config = {**GazetteerJiebaTokenizer.get_default_config()}
+    tokenizer = GazetteerJiebaTokenizer.create(config, storage, Resource("tok"), context)
+    tokenizer.train(TrainingData([]))
+
+    def tokens(text: str) -> list[str]:
+        return [t.text for t in tokenizer.tokenize(Message(data={"text": text}), "text")]
+
+    assert "要不要" in tokens("养狗要不要打疫苗") and "不要" not in tokens("养狗要不要打疫苗")
+    assert "用不用" in tokens("买二手房用不用交契税") and "能不能" in tokens("社保卡能不能在药店刷")
+    assert "不要" in tokens("不要了") and "不用" in tokens("算了不用了")
+
+
+def test_the_tokenizers_and_gazetteers_cache_fingerprint_follows_their_data(tmp_path):
+    """Rasa reuses a cached component when its fingerprint is unchanged; the user dictionary and the gazetteer come
+    from files the config does not show, so their content is part of the fingerprint."""
+    pytest.importorskip("rasa")
+    from nlu.gazetteer import BeijingGazetteerExtractor
+    from nlu.tokenizer import DOMAIN_TERMS, GazetteerJiebaTokenizer
+
+    config = {**GazetteerJiebaTokenizer.get_default_config()}
+    base = GazetteerJiebaTokenizer.fingerprint_addon(config)
+    assert base == GazetteerJiebaTokenizer.fingerprint_addon(dict(config))
+    terms = tmp_path / "terms.txt"
+    terms.write_text(DOMAIN_TERMS.read_text(encoding="utf-8") + "\n共享单车停放点\n", encoding="utf-8")
+    assert GazetteerJiebaTokenizer.fingerprint_addon({**config, "domain_terms": str(terms)}) != base
+    gz = BeijingGazetteerExtractor.get_default_config()
+    assert BeijingGazetteerExtractor.fingerprint_addon(gz) == BeijingGazetteerExtractor.fingerprint_addon(dict(gz))
+    assert BeijingGazetteerExtractor.fingerprint_addon({**gz, "include_communities": False}) != \
+        BeijingGazetteerExtractor.fingerprint_addon(gz)
+
+
 # ------------------------------------------------------------------------------------------------ patterns
 
 NOW = datetime(2026, 11, 22, 10, 0, tzinfo=BEIJING)  # a Sunday
