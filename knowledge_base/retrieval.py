@@ -23,8 +23,8 @@ to a phrasing (they are paraphrases by design), so this rule is not tuned there 
 Counter-examples: an editor may record, per entry, questions that look like it but that it does not answer (养猫要办证吗
 for the dog-registration entry). A candidate whose best counter-example is closer to the question (cosine) than its
 best phrasing, by more than ``counter_margin``, is a *near miss*: its scores drop by :data:`NEAR_MISS_PENALTY`, so it
-is neither the answer nor a suggestion, and the next candidate is judged on its own confidence. The rule is fixed,
-not tuned: it compares two cosines of the same question.
+is neither the answer nor a suggestion, and the next candidate is judged on its own confidence. The margin is the
+only knob; the evaluation tunes it inside its folds and writes it to ``calibration.json``.
 
 The answer/decline decision uses a confidence in [0, 1]: a logistic calibration (fitted on the evaluation's dev split)
 of the best score plus ``margin_weight`` × its lead over the runner-up. Weights and threshold live in
