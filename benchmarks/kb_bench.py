@@ -130,7 +130,6 @@ def run(argv: list[str] | None, tmp: Path) -> int:
     from knowledge_base.retrieval import HybridRetriever
     from knowledge_base.seed import load_seed_entries, seed_knowledge_base
     from knowledge_base.service import KnowledgeBase
-    from knowledge_base.text import normalise
 
     settings = get_settings()
     url = f"sqlite:///{tmp / 'bench.db'}"

@@ -127,8 +127,8 @@ def clean_content(data: dict[str, Any], *, partial: bool = False) -> dict[str, A
     if "question" in out and "alternatives" in out:
         q = normalise(out["question"])
         out["alternatives"] = [a for a in out["alternatives"] if normalise(a) != q]
-    if "counter_examples" in out:
-        own = {normalise(t) for t in [out.get("question", ""), *out.get("alternatives", [])]}
+    if "counter_examples" in out and "question" in out:  # a partial edit is checked again on the merged content
+        own = set(phrasings(out))
         clash = [c for c in out["counter_examples"] if normalise(c) in own]
         if clash:
             errors.append(FieldError("counter_examples", f"反例问法不能与本条的标准问或相似问相同：{clash[0]}"))

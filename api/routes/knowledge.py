@@ -347,21 +347,17 @@ def counter_example_from_unanswered(unanswered_id: int, body: CounterExampleIn |
                                     kb: KnowledgeBase = Depends(knowledge_base),
                                     session: Session = Depends(db_session)) -> dict[str, Any]:
     body = body or CounterExampleIn()
-    author = _author(principal)
     try:
-        entry = repo.counter_example_from_unanswered(session, unanswered_id, author, entry_slug=body.entry_id)
+        entry = repo.counter_example_from_unanswered(session, unanswered_id, _author(principal),
+                                                     entry_slug=body.entry_id)
         session.commit()
-        published = False
-        if body.publish:
-            entry, published = repo.publish(session, entry.slug, author, note="反例即时生效")
-            session.commit()
     except repo.KBError as exc:
         session.rollback()
         raise _fail(exc) from exc
-    out = repo.entry_dict(entry)
-    if published:
-        out["index"] = kb.sync([entry.slug], session)
-    return out
+    if body.publish:
+        return _status_action(repo.publish, entry.slug, ActionIn(note="反例即时生效"), principal, kb, session,
+                              reindex=True)
+    return repo.entry_dict(entry)
 
 
 @router.post("/unanswered/{unanswered_id}/entry", status_code=201, summary="用该问题新建条目（草稿）")
